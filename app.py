@@ -3,7 +3,7 @@ from chalice import Chalice
 
 from chalicelib import config
 from chalicelib.api import discovery, routes
-from chalicelib.resources import instances  # noqa: F401  (registers the kind)
+from chalicelib.resources import accesskeys, instances, projects, templates, users  # noqa: F401  (register kinds)
 
 app = Chalice(app_name="loft-serverless")
 app.log.setLevel(config.LOG_LEVEL)

@@ -1,7 +1,8 @@
-"""Bearer access key -> principal. Keys are stored only as SHA-256 hashes and compared in constant time."""
+"""Bearer access key -> principal. Keys are `<name>.<secret>`; only SHA-256(secret) is stored and it is
+compared in constant time. Lookups are cached briefly per warm Lambda; revoking a key drops it at
+once in this process and within AUTH_CACHE_SECONDS everywhere else."""
 import hashlib
 import hmac
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -9,10 +10,11 @@ from typing import Tuple
 
 from . import config, store
 from .errors import Unauthorized
+from .resources.accesskeys import digest, expired, split_key
+from .resources.users import is_admin
 
-KEY_PK = "accesskey#"
 _cache = {}
-_cache_lock = threading.Lock()
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -23,43 +25,48 @@ class Principal:
     key_name: str = ""
 
 
-def hash_key(key):
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def save_key(key, principal):
-    """Store a key's hash and the principal it acts as (never the key itself)."""
-    digest = hash_key(key)
-    store.put_raw({
-        "pk": {"S": KEY_PK}, "sk": {"S": digest}, "hash": {"S": digest},
-        "principal": {"S": json.dumps({"user": principal.user, "admin": principal.admin,
-                                       "teams": list(principal.teams), "key_name": principal.key_name})},
-    })
-
-
-def _lookup(digest):
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
-    item = store.get_raw(KEY_PK, digest)
-    principal = None
-    if item and not item.get("disabled", {}).get("BOOL") and hmac.compare_digest(item["hash"]["S"], digest):
-        data = json.loads(item["principal"]["S"])
-        principal = Principal(user=data["user"], admin=data.get("admin", False),
-                              teams=tuple(data.get("teams", ())), key_name=data.get("key_name", ""))
-    with _cache_lock:
-        _cache[digest] = (now + config.AUTH_CACHE_SECONDS, principal)
-    return principal
+def _resolve(key):
+    name, secret = split_key(key)
+    if not name:
+        return None
+    key_obj = store.get("ownedaccesskeys", "", name)
+    if key_obj is None:
+        return None
+    stored = (key_obj.get("status") or {}).get("keyHash") or ""
+    if not hmac.compare_digest(stored, digest(secret)):
+        return None
+    spec = key_obj.get("spec") or {}
+    if spec.get("disabled") or expired(key_obj) or not spec.get("user"):
+        return None
+    user = store.get("users", "", spec["user"])
+    if user is None:
+        return None
+    return Principal(user=spec["user"], admin=is_admin(user), teams=tuple((user.get("spec") or {}).get("teams") or ()), key_name=name)
 
 
 def authenticate(authorization_header):
     """The principal for an `Authorization: Bearer <key>` header; 401 otherwise."""
     scheme, _, key = (authorization_header or "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         raise Unauthorized("Unauthorized")
-    principal = _lookup(hash_key(key.strip()))
+    cache_key = hashlib.sha256(key.encode()).hexdigest()
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(cache_key)
+    if hit and hit[0] > now:
+        principal = hit[1]
+    else:
+        principal = _resolve(key)
+        with _lock:
+            _cache[cache_key] = (now + config.AUTH_CACHE_SECONDS, principal)
     if principal is None:
         raise Unauthorized("Unauthorized")
     return principal
+
+
+def forget(key_name):
+    """Drop cached lookups of a key (after it was changed or revoked in this process)."""
+    with _lock:
+        for cache_key in [k for k, (_, p) in _cache.items() if p is not None and p.key_name == key_name]:
+            del _cache[cache_key]

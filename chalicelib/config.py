@@ -1,4 +1,5 @@
 """Settings from the environment, read once per (warm) Lambda."""
+import json
 import os
 
 TABLE_NAME = os.environ.get("TABLE_NAME", "vcp-objects")
@@ -17,3 +18,6 @@ AUTH_CACHE_SECONDS = float(os.environ.get("AUTH_CACHE_SECONDS", "5"))
 # Deleted objects stay as tombstones this long so watchers see the DELETED event.
 TOMBSTONE_SECONDS = int(os.environ.get("TOMBSTONE_SECONDS", "3600"))
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# Host clusters instances may run on: name -> {"eks": {"name", "region"}} or {"kubeconfig", "context"}.
+HOST_CLUSTERS = json.loads(os.environ.get("HOST_CLUSTERS") or '{"loft-cluster": {}}')
+DEFAULT_CLUSTER = next(iter(HOST_CLUSTERS), "")

@@ -17,6 +17,25 @@ from .resources.meta import SERVER_OWNED, label_problems, name_problems, new_uid
 MAX_UPDATE_ATTEMPTS = 5
 
 
+def _stored(kind, obj):
+    """The object as stored: without the kind's write-only fields (returned once, never kept)."""
+    if not kind.write_only:
+        return obj
+    obj = copy.deepcopy(obj)
+    for path in kind.write_only:
+        node = obj
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return obj
+
+
+def _written(kind, obj):
+    if kind.on_written:
+        kind.on_written(obj)
+
+
 class Options:
     """Per-request write options (?dryRun=All, ?fieldValidation=Strict|Warn|Ignore)."""
 
@@ -68,9 +87,7 @@ def validate(kind, body, opts):
         for loc in unknown:
             _prune(body, loc)
         model = kind.model.model_validate(body, strict=True)
-    obj = model.model_dump(exclude_none=True)
-    obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
-    return obj
+    return {"apiVersion": kind.api_version, "kind": kind.kind, **model.model_dump(exclude_none=True, exclude={"apiVersion", "kind"})}
 
 
 def _check_metadata(kind, obj):
@@ -114,12 +131,13 @@ def create(kind, namespace, body, principal, opts):
     if opts.dry_run:
         return obj
     try:
-        store.create(kind.plural, obj)
+        store.create(kind.plural, _stored(kind, obj))
     except Exception as e:
         if getattr(e, "reason", "") == "AlreadyExists":
             e.message = f'{kind.resource} "{meta["name"]}" already exists'
             e.details = {"name": meta["name"], "group": config.GROUP, "kind": kind.plural}
         raise
+    _written(kind, obj)
     if kind.enqueue_on(None, obj):
         jobs.enqueue(kind.plural, namespace, meta["name"], "create")
     return obj
@@ -152,16 +170,19 @@ def _conflict(kind, name):
     )
 
 
-def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, status_only=False):
+def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, status_only=False, precheck=None):
     """Read-modify-write with optimistic concurrency.
 
     mutate(current) returns the new body. With expected_rv (a PUT carrying resourceVersion) a
     stale version is a 409; without, a lost race is retried on the fresh object, as kube does for
-    patches. A write that leaves a deleting object without finalizers removes it.
+    patches. A write that leaves a deleting object without finalizers removes it. precheck(old)
+    runs on every object read before it is changed (object-level authorization).
     """
     namespace = namespace if kind.namespaced else ""
     for _ in range(MAX_UPDATE_ATTEMPTS):
         old = get(kind, namespace, name)
+        if precheck:
+            precheck(old)
         if expected_rv and expected_rv != old["metadata"]["resourceVersion"]:
             raise _conflict(kind, name)
         desired = mutate(copy.deepcopy(old))
@@ -175,6 +196,7 @@ def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, sta
             _check_metadata(kind, new)
             if kind.admit:
                 kind.admit(new, old, principal)
+            new = _stored(kind, new)
         if new == old:
             return old
         new["metadata"]["resourceVersion"] = str(store.next_rv(old["metadata"]["resourceVersion"]))
@@ -189,13 +211,14 @@ def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, sta
             continue
         if not written:
             raise not_found(kind.resource, name)
+        _written(kind, new)
         if not gone and kind.enqueue_on(old, new):
             jobs.enqueue(kind.plural, namespace, name, "update")
         return new
     raise _conflict(kind, name)
 
 
-def delete(kind, namespace, name, principal, opts, preconditions=None):
+def delete(kind, namespace, name, principal, opts, preconditions=None, precheck=None):
     """Mark for deletion (finalizers pending: the worker tears down, then removes them) or remove now."""
     preconditions = preconditions or {}
 
@@ -210,6 +233,8 @@ def delete(kind, namespace, name, principal, opts, preconditions=None):
     namespace = namespace if kind.namespaced else ""
     for _ in range(MAX_UPDATE_ATTEMPTS):
         old = get(kind, namespace, name)
+        if precheck:
+            precheck(old)
         new = mark(copy.deepcopy(old))
         if new == old:
             return old
@@ -222,6 +247,7 @@ def delete(kind, namespace, name, principal, opts, preconditions=None):
                 raise not_found(kind.resource, name)
         except Conflict:
             continue
+        _written(kind, new)
         if not gone and kind.enqueue_on(old, new):
             jobs.enqueue(kind.plural, namespace, name, "delete")
         return new

@@ -47,13 +47,15 @@ class Stack:
 
     def _bootstrap(self):
         """The admin key: kept across restarts in .local/access-key, stored only as a hash."""
-        from chalicelib import auth
+        from . import bootstrap
 
         path = self.state_dir / "access-key"
-        key = path.read_text().strip() if path.exists() else secrets.token_urlsafe(32)
+        key = path.read_text().strip() if path.exists() else ""
+        if not key.startswith(bootstrap.KEY_NAME + "."):
+            key = f"{bootstrap.KEY_NAME}.{secrets.token_urlsafe(32)}"
         path.write_text(key + "\n")
         path.chmod(0o600)
-        auth.save_key(key, auth.Principal(user="admin", admin=True, key_name="bootstrap-admin"))
+        bootstrap.run(key)
         return key
 
     def _write_kubeconfig(self):

@@ -114,6 +114,8 @@ def stack(tmp_path_factory):
 
 @pytest.fixture
 def namespace(stack, request):
-    """A fresh project namespace per test, so tests never see each other's objects."""
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
-    return f"loft-p-{name}-{free_port()}"
+    """A fresh project (and so a fresh namespace) per test, so tests never see each other's objects."""
+    project = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-") + f"-{free_port()}"
+    created = stack.request("POST", API + "/projects", {"metadata": {"name": project}})
+    assert created.status == 201, created.body
+    return f"loft-p-{project}"

@@ -1,47 +1,70 @@
 """Bytes in, objects out: content types, size limits, safe YAML, JSON/YAML/Table responses."""
+import datetime
 import json
+import math
 
 import yaml
 
-from .. import config
+from .. import config, safeyaml
 from ..errors import BadRequest, NotAcceptable, RequestEntityTooLarge, UnsupportedMediaType
 
 JSON_TYPES = ("application/json", "*/*", "")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json")
-MAX_YAML_ALIASES = 100
+# Real objects nest ~10 deep; deeper input would exhaust the stack in the layers after parsing.
+MAX_DEPTH = 100
+# A 1 MiB JSON body holds at most ~500k values; YAML aliases share nodes, so a few hundred bytes can
+# stand for billions (billion laughs): the expanded document is bounded, not only the alias count.
+MAX_VALUES = 250_000
 
 
 def media_type(header):
     return (header or "").split(";", 1)[0].strip().lower()
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses excessive aliasing (billion laughs) before anything is expanded."""
-
-    aliases = 0
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_YAML_ALIASES:
-                raise yaml.YAMLError("excessive aliasing in YAML document")
-        return super().compose_node(parent, index)
-
-
 def load_yaml(text):
     try:
-        loader = _BoundedLoader(text)
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
+        value = safeyaml.load(text)
     except yaml.YAMLError as e:
-        raise BadRequest(f"error converting YAML to JSON: {_first_line(e)}") from e
+        raise BadRequest(f"error converting YAML to JSON: {safeyaml.first_line(e)}") from e
+    except RecursionError as e:
+        raise BadRequest(f"error converting YAML to JSON: nested deeper than {MAX_DEPTH} levels") from e
+    except ValueError as e:  # e.g. an impossible timestamp (2023-99-99)
+        raise BadRequest(f"error converting YAML to JSON: {e}") from e
+    return plain(value)
 
 
-def _first_line(error):
-    return str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+def _plain_key(key, budget):
+    if isinstance(key, str):
+        return key
+    value = _plain(key, budget, 1)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _plain(value, budget, depth):
+    budget[0] += 1
+    if budget[0] > MAX_VALUES:
+        raise BadRequest(f"the request body expands to more than {MAX_VALUES} values")
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"the request body is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        return {_plain_key(k, budget): _plain(v, budget, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, budget, depth + 1) for v in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise BadRequest("the request body holds a number JSON cannot represent (NaN or Infinity)")
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat().replace("+00:00", "Z")  # an unquoted YAML timestamp, as text
+    raise BadRequest(f"the request body holds a value JSON cannot represent ({type(value).__name__})")
+
+
+def plain(value):
+    """A JSON-shaped copy of parsed input, its nesting and expanded size bounded (400 otherwise)."""
+    return _plain(value, [0], 1)
 
 
 def check_size(raw):
@@ -56,11 +79,18 @@ def decode_text(raw):
         raise BadRequest("the request body is not valid UTF-8") from e
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def load_json(text):
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except ValueError as e:
         raise BadRequest(f"error decoding JSON: {e}") from e
+    except RecursionError as e:
+        raise BadRequest(f"error decoding JSON: nested deeper than {MAX_DEPTH} levels") from e
+    return plain(value)
 
 
 def parse_body(raw, content_type):

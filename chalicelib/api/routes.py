@@ -8,14 +8,16 @@ import logging
 
 from chalice import Response
 
-from .. import auth, config, objects
-from ..errors import ApiError, BadRequest, MethodNotAllowed, NotFound
+from .. import auth, authz, config, objects
+from ..errors import ApiError, BadRequest, Forbidden, MethodNotAllowed, NotFound
 from ..resources.kinds import by_plural
 from ..resources.meta import parse_field_selector, parse_label_selector
+from ..resources.projects import project_of
 from . import discovery, negotiation, patches, tables
 
 log = logging.getLogger(__name__)
 LIST_MAX = 500
+VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
 def respond(request, value, status=200, warnings=()):
@@ -83,10 +85,11 @@ def _filters(kind, query):
     return lambda obj: labels(obj["metadata"].get("labels")) and fields(obj)
 
 
-def _list(request, kind, namespace):
+def _list(request, kind, namespace, visible):
     query = _query(request)
     accept = request.headers.get("accept", "")
-    matches = _filters(kind, query)
+    selected = _filters(kind, query)
+    matches = selected if visible is None else (lambda obj: selected(obj) and visible(obj))
     if query.get("watch") in ("true", "1"):
         return _watch(request, kind, namespace, matches)
     items, token, rv = objects.list_objects(kind, namespace, _limit(query), query.get("continue"), matches)
@@ -132,8 +135,10 @@ def collection(request, plural, namespace=None):
     negotiation.check_acceptable(request.headers.get("accept"))
     kind = _kind(plural, namespace is not None)
     if request.method == "GET":
-        return _list(request, kind, namespace)
+        verb = "watch" if _query(request).get("watch") in ("true", "1") else "list"
+        return _list(request, kind, namespace, authz.check(principal, kind, verb, namespace))
     if request.method == "POST" and (namespace is not None or not kind.namespaced):
+        authz.check(principal, kind, "create", namespace)
         opts = _options(request)
         obj = objects.create(kind, namespace, _body(request), principal, opts)
         return respond(request, obj, 201, opts.warnings)
@@ -146,27 +151,36 @@ def item(request, plural, name, namespace=None):
     kind = _kind(plural, namespace is not None)
     if kind.namespaced and namespace is None:
         raise NotFound("the server could not find the requested resource")
+    verb = VERBS.get(request.method)
+    if verb is None:
+        raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {request.method}")
+    allowed = authz.check(principal, kind, verb, namespace, name)
+
+    def precheck(obj):
+        authz.require(allowed, kind, principal, verb, obj)
+
     if request.method == "GET":
-        return respond(request, objects.get(kind, namespace, name))
+        obj = objects.get(kind, namespace, name)
+        precheck(obj)
+        return respond(request, obj)
     if request.method == "PUT":
         opts = _options(request)
         body = _body(request)
         expected = ((body.get("metadata") or {}).get("resourceVersion") or None) if isinstance(body, dict) and isinstance(body.get("metadata"), dict) else None
-        obj = objects.update(kind, namespace, name, lambda current: body, principal, opts, expected_rv=expected)
+        obj = objects.update(kind, namespace, name, lambda current: body, principal, opts, expected_rv=expected, precheck=precheck)
         return respond(request, obj, 200, opts.warnings)
     if request.method == "PATCH":
         opts = _options(request)
         parsed = patches.parse(request.raw_body, request.headers.get("content-type"))
-        obj = objects.update(kind, namespace, name, lambda current: patches.apply(current, parsed), principal, opts)
+        obj = objects.update(kind, namespace, name, lambda current: patches.apply(current, parsed), principal, opts, precheck=precheck)
         return respond(request, obj, 200, opts.warnings)
     if request.method == "DELETE":
         opts = _options(request)
         options = _delete_options(request)
         if options.get("dryRun"):
             opts.dry_run = True
-        obj = objects.delete(kind, namespace, name, principal, opts, options.get("preconditions"))
+        obj = objects.delete(kind, namespace, name, principal, opts, options.get("preconditions"), precheck=precheck)
         return respond(request, obj)
-    raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {request.method}")
 
 
 def subresource(request, plural, name, sub, namespace=None):
@@ -185,7 +199,11 @@ def read_only(request, produce, authenticated=True):
 
 
 def project_namespace(request, name):
-    auth.authenticate(request.headers.get("authorization"))
-    if not name.startswith(config.PROJECT_NAMESPACE_PREFIX) or len(name) == len(config.PROJECT_NAMESPACE_PREFIX):
+    """A project's namespace as a core/v1 Namespace, to those who may see the project."""
+    principal = auth.authenticate(request.headers.get("authorization"))
+    project = project_of(name)
+    if not project or authz.project(project) is None:
         raise NotFound(f'namespaces "{name}" not found', {"name": name, "kind": "namespaces"})
+    if not principal.admin and authz.project_role(principal, name) is None:
+        raise Forbidden(f'namespaces "{name}" is forbidden: User "{principal.user}" cannot get resource "namespaces" in API group "" in the namespace "{name}"')
     return respond(request, discovery.namespace(name))

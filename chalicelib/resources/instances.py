@@ -93,6 +93,124 @@ def _path(obj, *keys):
     return obj
 
 
+
+
+def _cause(field, message, reason="FieldValueInvalid"):
+    return {"reason": reason, "field": field, "message": message}
+
+
+def _fill_cluster_ref(new, old, project_name, allowed_clusters):
+    """Default clusterRef as the platform does; once set it is immutable; unknown clusters are refused."""
+    from .. import config
+
+    name = new["metadata"]["name"]
+    ref = new["spec"].get("clusterRef") or {}
+    previous = ((old or {}).get("spec") or {}).get("clusterRef") or {}
+    explicit = [c for c in allowed_clusters if c != "*"]
+    defaults = {"cluster": previous.get("cluster") or (explicit[0] if explicit else config.DEFAULT_CLUSTER),
+                "namespace": previous.get("namespace") or f"loft-{project_name}-v-{name}",
+                "virtualCluster": previous.get("virtualCluster") or name}
+    causes = []
+    for key, value in defaults.items():
+        if previous.get(key) and ref.get(key) and ref[key] != previous[key]:
+            causes.append(_cause(f"spec.clusterRef.{key}", "Invalid value: field is immutable"))
+        ref[key] = ref.get(key) or value
+    if ref["cluster"] not in config.HOST_CLUSTERS:
+        causes.append(_cause("spec.clusterRef.cluster", f'Unsupported value: "{ref["cluster"]}": supported values: '
+                             + ", ".join(f'"{c}"' for c in config.HOST_CLUSTERS), "FieldValueNotSupported"))
+    elif allowed_clusters and "*" not in allowed_clusters and ref["cluster"] not in allowed_clusters:
+        causes.append(_cause("spec.clusterRef.cluster", f'Forbidden: project "{project_name}" does not allow cluster "{ref["cluster"]}"', "FieldValueForbidden"))
+    if len(ref["namespace"]) > 63:
+        causes.append(_cause("metadata.name", f'Invalid value: "{name}": the host namespace "{ref["namespace"]}" would exceed 63 characters'))
+    new["spec"]["clusterRef"] = ref
+    return causes
+
+
+def resolve_template(spec):
+    """(version, template definition, parameter declarations) the instance uses; raises TemplateError."""
+    from .. import store
+    from .templates import TemplateError, resolve_version
+
+    ref = spec.get("templateRef") or {}
+    if not ref.get("name"):
+        return "", spec.get("template") or {}, []
+    template = store.get("virtualclustertemplates", "", ref["name"])
+    if template is None:
+        raise TemplateError("TemplateNotFound", f'virtualclustertemplate "{ref["name"]}" not found')
+    return resolve_version(template.get("spec") or {}, ref.get("version"))
+
+
+def _quota_causes(new, project):
+    from .. import objects
+
+    quotas = (project.get("spec") or {}).get("quotas") or {}
+    limits = {("project", k): v for k, v in (quotas.get("project") or {}).items()}
+    limits.update({("user", k): v for k, v in (quotas.get("user") or {}).items()})
+    limits = {key: value for key, value in limits.items() if key[1] in ("virtualclusterinstances", "virtualclusterinstances.active")}
+    if not limits:
+        return []
+    existing, _, _ = objects.list_objects(INSTANCES, new["metadata"]["namespace"])
+    owner = (new["spec"].get("owner") or {}).get("user")
+    causes = []
+    for (scope, key), limit in sorted(limits.items()):
+        counted = [o for o in existing if scope == "project" or (o["spec"].get("owner") or {}).get("user") == owner]
+        if key.endswith(".active"):
+            counted = [o for o in counted if (o.get("status") or {}).get("phase") != "Sleeping"]
+        if len(counted) + 1 > limit:
+            who = f"project {project['metadata']['name']}" if scope == "project" else f"user {owner}"
+            causes.append(f"cannot create virtualclusterinstance, because {scope} {key} limit of {limit} would be exceeded ({who})")
+    return causes
+
+
+def _admit(new, old, principal):
+    """Project, template, parameter, owner, cluster and quota rules for a create or update."""
+    from .. import authz
+    from ..errors import Forbidden, invalid
+    from .projects import PROJECT_ADMIN, project_of
+    from .templates import TemplateError, check_parameters
+
+    namespace, name = new["metadata"]["namespace"], new["metadata"]["name"]
+    project_name = project_of(namespace)
+    project = authz.project(project_name) if project_name else None
+    if project is None:
+        raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: namespace "{namespace}" '
+                        f'does not belong to a project (create project "{project_name or namespace}" first)')
+    pspec = project.get("spec") or {}
+    spec = new["spec"]
+    manager = principal.admin or authz.project_role(principal, namespace) == PROJECT_ADMIN
+    if not (spec.get("owner") or {}).get("user") and not (spec.get("owner") or {}).get("team"):
+        spec["owner"] = ((old or {}).get("spec") or {}).get("owner") or {"user": principal.user}
+    owner_changed = old is None or spec["owner"] != (old.get("spec") or {}).get("owner")
+    if owner_changed and not manager and spec["owner"] not in ({"user": principal.user},) + tuple({"team": t} for t in principal.teams):
+        raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: only admins may set another owner than "{principal.user}"')
+    if old is not None and spec == old.get("spec"):
+        return
+    if spec.get("template") and spec.get("templateRef"):
+        raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: spec.template and spec.templateRef cannot be used together')
+    ref_name = (spec.get("templateRef") or {}).get("name")
+    if not ref_name and not manager and not (pspec.get("requireTemplate") or {}).get("disabled"):
+        raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: project "{project_name}" requires a template (spec.templateRef.name)')
+    allowed = [t["name"] for t in pspec.get("allowedTemplates") or []]
+    if ref_name and allowed and "*" not in allowed and ref_name not in allowed:
+        raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: project "{project_name}" does not allow template "{ref_name}"')
+    causes = _fill_cluster_ref(new, old, project_name, [c["name"] for c in pspec.get("allowedClusters") or []])
+    try:
+        _, definition, declared = resolve_template(spec)
+        check_parameters(declared, spec.get("parameters"))
+    except TemplateError as e:
+        causes += e.causes or [_cause("spec.templateRef" if ref_name else "spec.template", f"Invalid value: {e.message}")]
+    if causes:
+        raise invalid(INSTANCES.kind, name, INSTANCES.resource, causes)
+    if old is None:
+        quota = _quota_causes(new, project)
+        if quota:
+            raise Forbidden(f"metadata.name: Forbidden: {quota[0]}")
+        meta = ((definition.get("instanceTemplate") or {}).get("metadata")) or {}
+        for key in ("labels", "annotations"):
+            if meta.get(key):
+                new["metadata"][key] = {**meta[key], **(new["metadata"].get(key) or {})}
+
+
 INSTANCES = register(Kind(
     kind="VirtualClusterInstance",
     plural="virtualclusterinstances",
@@ -102,6 +220,8 @@ INSTANCES = register(Kind(
     categories=("loft",),
     finalizers=("loft.sh/cleanup",),
     enqueue_on=_spec_changed_or_deleting,
+    admit=_admit,
+    policy="project",
     columns=(
         Column("Template", "string", "Template the instance uses", lambda o: _path(o, "spec", "templateRef", "name") or ""),
         Column("Cluster", "string", "Host cluster", lambda o: _path(o, "spec", "clusterRef", "cluster") or ""),

@@ -38,6 +38,16 @@ class Kind:
     # Which verbs the kind serves (kubectl reads them from discovery).
     verbs: Tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
     subresources: Tuple[str, ...] = ()
+    # Who may do what: a policy name of chalicelib.authz (project, admin-writes, members-read, self).
+    policy: str = "admin-writes"
+    # (user, team) owning an object, for "only their own" rules.
+    owner_of: Callable[[dict], Tuple[Optional[str], Optional[str]]] = field(
+        default=lambda obj: (((obj.get("spec") or {}).get("owner") or {}).get("user"),
+                             ((obj.get("spec") or {}).get("owner") or {}).get("team")))
+    # Paths (tuples of keys) returned by the write that set them but never stored (e.g. a new key).
+    write_only: Tuple[Tuple[str, ...], ...] = ()
+    # Called with the object after every successful write (caches to drop).
+    on_written: Optional[Callable[[dict], None]] = None
 
     @property
     def api_version(self):

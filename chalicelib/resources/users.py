@@ -1,0 +1,49 @@
+"""User: who a key acts as; `loft-management-admin` in clusterRoles makes a platform admin."""
+from typing import List, Optional
+
+from pydantic import Field
+
+from .kinds import Column, Kind, register
+from .meta import Model, ObjectMeta
+
+PLATFORM_ADMIN = "loft-management-admin"
+
+
+class ClusterRoleRef(Model):
+    name: str
+
+
+class UserSpec(Model):
+    username: Optional[str] = None
+    displayName: Optional[str] = None
+    email: Optional[str] = None
+    teams: Optional[List[str]] = Field(None, description="Teams the user belongs to.")
+    clusterRoles: Optional[List[ClusterRoleRef]] = Field(None, description="loft-management-admin = platform admin.")
+
+
+class User(Model):
+    apiVersion: Optional[str] = None
+    kind: Optional[str] = None
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: UserSpec = Field(default_factory=UserSpec)
+    status: Optional[dict] = None
+
+
+def is_admin(user):
+    return any(r.get("name") == PLATFORM_ADMIN for r in (user.get("spec") or {}).get("clusterRoles") or [])
+
+
+USERS = register(Kind(
+    kind="User",
+    plural="users",
+    singular="user",
+    model=User,
+    namespaced=False,
+    categories=("loft",),
+    policy="self-read",
+    owner_of=lambda obj: (obj["metadata"]["name"], None),
+    columns=(
+        Column("Display Name", "string", "Name shown in the UI", lambda o: (o.get("spec") or {}).get("displayName") or ""),
+        Column("Admin", "boolean", "Platform admin", lambda o: is_admin(o)),
+    ),
+))
