@@ -1,5 +1,5 @@
 """Wiring only: Chalice routes and event sources, one line each into chalicelib."""
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib import config
 from chalicelib.api import discovery, routes
@@ -7,6 +7,7 @@ from chalicelib.resources import accesskeys, instances, projects, templates, use
 
 app = Chalice(app_name="loft-serverless")
 app.log.setLevel(config.LOG_LEVEL)
+app.api.binary_types.append(discovery.OPENAPI_V2_PROTOBUF)  # kubectl <= 1.28 accepts /openapi/v2 only as protobuf
 
 ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 ANY_BODY = ["*/*"]  # content types are checked by chalicelib.api.negotiation, which answers with a Status
@@ -63,6 +64,11 @@ def group_resources():
     return _serve(routes.read_only, discovery.resources)
 
 
+@route(f"{P}/openapi/v2")
+def openapi_v2():
+    return _serve(routes.openapi_v2)
+
+
 @route(f"{P}/openapi/v3")
 def openapi_index():
     return _serve(routes.read_only, discovery.openapi_index)
@@ -101,3 +107,18 @@ def cluster_item(plural, name):
 @route(G + "/{plural}/{name}/{sub}")
 def cluster_subresource(plural, name, sub):
     return _serve(routes.subresource, plural, name, sub)
+
+
+@app.on_sqs_message(queue=config.JOBS_QUEUE_NAME, batch_size=10, name="worker")
+def worker(event):
+    # Imported here, not at the top: the API Lambda never loads the worker (nor the kubernetes client).
+    from chalicelib.worker import consumer
+
+    return consumer.consume((record.to_dict()["messageId"], record.body) for record in event)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep")
+def sweep(event):
+    from chalicelib.worker import sweep as reconciler
+
+    return reconciler.run()

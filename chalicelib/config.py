@@ -5,6 +5,13 @@ import os
 TABLE_NAME = os.environ.get("TABLE_NAME", "vcp-objects")
 JOBS_QUEUE_NAME = os.environ.get("JOBS_QUEUE_NAME", "vcp-jobs")
 JOBS_QUEUE_URL = os.environ.get("JOBS_QUEUE_URL", "")
+JOBS_DLQ_NAME = os.environ.get("JOBS_DLQ_NAME", "vcp-jobs-dlq")
+# Worker retry policy: temporary host errors back off exponentially, then the job is dead-lettered.
+WORKER_MAX_ATTEMPTS = int(os.environ.get("WORKER_MAX_ATTEMPTS", "8"))
+WORKER_BACKOFF_BASE_SECONDS = float(os.environ.get("WORKER_BACKOFF_BASE_SECONDS", "1"))
+WORKER_BACKOFF_CAP_SECONDS = float(os.environ.get("WORKER_BACKOFF_CAP_SECONDS", "60"))
+# The sweep re-enqueues instances stuck in a non-terminal phase for longer than this.
+STUCK_SECONDS = int(os.environ.get("STUCK_SECONDS", "300"))
 API_PREFIX = "/kubernetes/management"
 GROUP = "management.loft.sh"
 VERSION = "v1"
@@ -21,3 +28,5 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 # Host clusters instances may run on: name -> {"eks": {"name", "region"}} or {"kubeconfig", "context"}.
 HOST_CLUSTERS = json.loads(os.environ.get("HOST_CLUSTERS") or '{"loft-cluster": {}}')
 DEFAULT_CLUSTER = next(iter(HOST_CLUSTERS), "")
+# Server URL written into vcluster kubeconfigs ({name}, {namespace}, {cluster}); empty keeps the vcluster's own.
+VCLUSTER_SERVER_URL = os.environ.get("VCLUSTER_SERVER_URL", "")

@@ -15,10 +15,12 @@ import threading
 import time
 
 from . import config
-from .errors import AlreadyExists, BadRequest, Conflict, ServiceUnavailable, TooManyRequests
+from .errors import AlreadyExists, BadRequest, Conflict, RequestEntityTooLarge, ServiceUnavailable, TooManyRequests
 
 _local = threading.local()
 _THROTTLES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+# A DynamoDB item holds at most 400 KB; the body plus the key and index attributes must fit.
+MAX_OBJECT_BYTES = 380_000
 
 
 def _client():
@@ -66,9 +68,20 @@ def _pk(plural, namespace):
     return {"S": f"{plural}#{namespace or ''}"}
 
 
+def _storable(text, limit):
+    """DynamoDB refuses key values that are empty, over `limit` bytes or not UTF-8: no such object exists."""
+    try:
+        return isinstance(text, str) and 0 < len(text.encode("utf-8")) <= limit
+    except UnicodeEncodeError:
+        return False
+
+
 def _item(plural, obj, deleted=False):
     meta = obj["metadata"]
     namespace = meta.get("namespace") or ""
+    body = json.dumps(obj, separators=(",", ":"))  # ASCII: its length is its size in bytes
+    if len(body) > MAX_OBJECT_BYTES:
+        raise RequestEntityTooLarge(f"the object is too large to store: {len(body)} bytes, limit is {MAX_OBJECT_BYTES}")
     item = {
         "pk": _pk(plural, namespace),
         "sk": {"S": meta["name"]},
@@ -76,7 +89,7 @@ def _item(plural, obj, deleted=False):
         "nsname": {"S": f"{namespace}/{meta['name']}"},
         "rv": {"N": meta["resourceVersion"]},
         "gen": {"N": str(meta.get("generation") or 0)},
-        "body": {"S": json.dumps(obj, separators=(",", ":"))},
+        "body": {"S": body},
     }
     if deleted:
         item["deleted"] = {"BOOL": True}
@@ -100,6 +113,8 @@ def _event_type(item, since_rv):
 
 def get(plural, namespace, name):
     """The live object, or None."""
+    if not (_storable(_pk(plural, namespace)["S"], 2048) and _storable(name, 1024)):
+        return None
     item = _call("get_item", Key={"pk": _pk(plural, namespace), "sk": {"S": name}}, ConsistentRead=True).get("Item")
     return _decode(item) if _live(item) else None
 
@@ -140,11 +155,30 @@ def encode_continue(key, rv):
 
 
 def decode_continue(token):
+    """(key, rv) from a token; the client holds it, so list_page rebuilds the key rather than trusting it."""
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return data["k"], data["rv"]
-    except (ValueError, KeyError, TypeError) as e:
+        key, rv = data["k"], data["rv"]
+        if not isinstance(key, dict) or not isinstance(rv, str) or not rv.isdigit():
+            raise ValueError("malformed")
+        return key, rv
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BadRequest("continue key is not valid: " + str(e.__class__.__name__)) from e
+
+
+def _start_key(plural, namespace, key):
+    """The ExclusiveStartKey rebuilt from a token's sort key: a forged token moves where the page
+    starts, but never reaches DynamoDB malformed (that would be a storage error, not a 400)."""
+    sort = key.get("nsname" if namespace is None else "sk")
+    value = sort.get("S") if isinstance(sort, dict) else None
+    if not _storable(value, 1024) or (namespace is None and "/" not in value):
+        raise BadRequest("continue key is not valid: it does not belong to this list")
+    if namespace is None:
+        ns, name = value.split("/", 1)
+        if not ns or not name:
+            raise BadRequest("continue key is not valid: it does not belong to this list")
+        return {"kind": {"S": plural}, "nsname": {"S": value}, "pk": _pk(plural, ns), "sk": {"S": name}}
+    return {"pk": _pk(plural, namespace), "sk": {"S": value}}
 
 
 def list_page(plural, namespace, limit, start_key, accept):
@@ -160,6 +194,10 @@ def list_page(plural, namespace, limit, start_key, accept):
         query = {"KeyConditionExpression": "pk = :pk",
                  "ExpressionAttributeValues": {":pk": _pk(plural, namespace)}}
     objects = []
+    if namespace is not None and not _storable(_pk(plural, namespace)["S"], 2048):
+        return objects, None
+    if start_key:
+        start_key = _start_key(plural, namespace, start_key)
     while True:
         page = {"Limit": limit - len(objects)} if limit else {}
         if start_key:
@@ -195,3 +233,7 @@ def get_raw(pk, sk):
 
 def put_raw(item):
     _call("put_item", Item=item)
+
+
+def delete_raw(pk, sk):
+    _call("delete_item", Key={"pk": {"S": pk}, "sk": {"S": sk}})

@@ -12,7 +12,7 @@ ADMIN = Principal(user="admin", admin=True)
 KEY_NAME = "bootstrap-admin"
 
 SEED_TEMPLATE_VALUES = """\
-# Rendered into the vcluster chart's values; {{ .Values.<parameter> }} placeholders only.
+# The vcluster chart values; placeholders name template parameters.
 controlPlane:
   statefulSet:
     labels:

@@ -5,6 +5,7 @@ ApiError (or anything unexpected) into a Status body, so no traceback ever reach
 """
 import json
 import logging
+import re
 
 from chalice import Response
 
@@ -17,6 +18,7 @@ from . import discovery, negotiation, patches, tables
 
 log = logging.getLogger(__name__)
 LIST_MAX = 500
+ABSENT_NAME_WATCH_SECONDS = 1.0
 VERBS = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -99,6 +101,18 @@ def _list(request, kind, namespace, visible):
     return respond(request, {"apiVersion": kind.api_version, "kind": kind.kind + "List", "metadata": list_meta, "items": items})
 
 
+def _watches_absent_name(kind, namespace, field_selector):
+    """True for a watch pinned to one name (fieldSelector metadata.name=N) whose object does not exist."""
+    pinned = re.fullmatch(r"\s*metadata\.name\s*==?\s*([^,\s]+)\s*", field_selector or "")
+    if not pinned or (kind.namespaced and namespace is None):
+        return False
+    try:
+        objects.get(kind, namespace, pinned.group(1))
+    except NotFound:
+        return True
+    return False
+
+
 def _watch(request, kind, namespace, matches):
     """A bounded long-poll: newline-delimited watch events; kubectl re-watches from the last one."""
     query = _query(request)
@@ -106,6 +120,12 @@ def _watch(request, kind, namespace, matches):
         timeout = min(float(query.get("timeoutSeconds") or config.WATCH_MAX_SECONDS), config.WATCH_MAX_SECONDS)
     except ValueError as e:
         raise BadRequest("invalid timeoutSeconds") from e
+    if _watches_absent_name(kind, namespace, query.get("fieldSelector", "")):
+        # `kubectl delete` waits for its informer to stop, and that waits for the watch in flight (our
+        # response is buffered: it cannot be cancelled early). After the DELETED event it re-watches
+        # the name; ending that watch soon spares the user WATCH_MAX_SECONDS. Nothing is lost: the
+        # client re-watches from the same resourceVersion (>= 1 s, so client-go sees no "very short watch").
+        timeout = min(timeout, ABSENT_NAME_WATCH_SECONDS)
     events, _ = objects.watch(kind, namespace, query.get("resourceVersion"), matches, max(0.0, timeout))
     as_table = negotiation.wants_table(request.headers.get("accept", ""))
     include = query.get("includeObject", "Metadata")
@@ -126,6 +146,8 @@ def _delete_options(request):
     options = negotiation.parse_body(raw, request.headers.get("content-type")) if raw and raw.strip() else {}
     if not isinstance(options, dict):
         raise BadRequest("DeleteOptions must be an object")
+    if not isinstance(options.get("preconditions") or {}, dict):
+        raise BadRequest("DeleteOptions.preconditions must be an object")
     return options
 
 
@@ -184,9 +206,19 @@ def item(request, plural, name, namespace=None):
 
 
 def subresource(request, plural, name, sub, namespace=None):
-    auth.authenticate(request.headers.get("authorization"))
-    _kind(plural, namespace is not None)
-    raise NotFound(f'the server could not find the requested resource ({sub})')
+    """POST-only subresources (e.g. instances' kubeconfig): the kind's handler answers."""
+    principal = auth.authenticate(request.headers.get("authorization"))
+    kind = _kind(plural, namespace is not None)
+    handler = kind.subresources.get(sub)
+    if handler is None:
+        raise NotFound(f"the server could not find the requested resource ({sub})")
+    if request.method != "POST":
+        raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {request.method}")
+    allowed = authz.check(principal, kind, "get", namespace, name)
+    obj = objects.get(kind, namespace, name)
+    authz.require(allowed, kind, principal, "get", obj)
+    body = _body(request) if request.raw_body and request.raw_body.strip() else None
+    return respond(request, handler(principal, obj, body), 201)
 
 
 def read_only(request, produce, authenticated=True):
@@ -196,6 +228,18 @@ def read_only(request, produce, authenticated=True):
     if request.method != "GET":
         raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {request.method}")
     return respond(request, produce())
+
+
+def openapi_v2(request):
+    """Swagger 2.0: protobuf when asked for (kubectl <= 1.28 asks nothing else; served as octet-stream like
+    kube-apiserver, since Go cannot parse the `@` in the proto media type), else JSON/YAML."""
+    auth.authenticate(request.headers.get("authorization"))
+    if request.method != "GET":
+        raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {request.method}")
+    if discovery.OPENAPI_V2_PROTOBUF in (request.headers.get("accept") or ""):
+        return Response(body=discovery.openapi_v2_protobuf(), status_code=200,
+                        headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-cache, private"})
+    return respond(request, discovery.openapi_v2())
 
 
 def project_namespace(request, name):

@@ -3,6 +3,7 @@ from typing import List, Literal, Optional
 
 from pydantic import Field
 
+from . import kubeconfigs
 from .kinds import Column, Kind, register
 from .meta import Model, ObjectMeta
 from .status import Condition
@@ -140,6 +141,22 @@ def resolve_template(spec):
     return resolve_version(template.get("spec") or {}, ref.get("version"))
 
 
+def _inline_template_causes(template):
+    """An inline spec.template must have a template's shape (the model is free-form on the instance)."""
+    from pydantic import ValidationError
+
+    from .templates import VirtualClusterTemplateDefinition
+
+    if template is None:
+        return []
+    try:
+        VirtualClusterTemplateDefinition.model_validate(template, strict=True)
+    except ValidationError as e:
+        return [_cause("spec.template." + ".".join(str(p) for p in err["loc"]), f"Invalid value: {err['msg']}")
+                for err in e.errors()]
+    return []
+
+
 def _quota_causes(new, project):
     from .. import objects
 
@@ -167,8 +184,10 @@ def _admit(new, old, principal):
     from .. import authz
     from ..errors import Forbidden, invalid
     from .projects import PROJECT_ADMIN, project_of
-    from .templates import TemplateError, check_parameters
+    from .templates import TemplateError, builtin_values, check_parameters, render
 
+    if old is not None and new["spec"] == old.get("spec"):
+        return
     namespace, name = new["metadata"]["namespace"], new["metadata"]["name"]
     project_name = project_of(namespace)
     project = authz.project(project_name) if project_name else None
@@ -183,9 +202,7 @@ def _admit(new, old, principal):
     owner_changed = old is None or spec["owner"] != (old.get("spec") or {}).get("owner")
     if owner_changed and not manager and spec["owner"] not in ({"user": principal.user},) + tuple({"team": t} for t in principal.teams):
         raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: only admins may set another owner than "{principal.user}"')
-    if old is not None and spec == old.get("spec"):
-        return
-    if spec.get("template") and spec.get("templateRef"):
+    if spec.get("template") is not None and spec.get("templateRef"):
         raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: spec.template and spec.templateRef cannot be used together')
     ref_name = (spec.get("templateRef") or {}).get("name")
     if not ref_name and not manager and not (pspec.get("requireTemplate") or {}).get("disabled"):
@@ -194,11 +211,17 @@ def _admit(new, old, principal):
     if ref_name and allowed and "*" not in allowed and ref_name not in allowed:
         raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: project "{project_name}" does not allow template "{ref_name}"')
     causes = _fill_cluster_ref(new, old, project_name, [c["name"] for c in pspec.get("allowedClusters") or []])
+    causes += _inline_template_causes(spec.get("template"))
+    definition = {}
+    field = {"TemplateNotFound": "spec.templateRef.name", "VersionError": "spec.templateRef.version",
+             "VersionNotFound": "spec.templateRef.version"}
     try:
         _, definition, declared = resolve_template(spec)
-        check_parameters(declared, spec.get("parameters"))
+        values = check_parameters(declared, spec.get("parameters"))
+        render(definition, {**values, "loft": builtin_values(new)})  # refuse now what could never render
     except TemplateError as e:
-        causes += e.causes or [_cause("spec.templateRef" if ref_name else "spec.template", f"Invalid value: {e.message}")]
+        causes += e.causes or [_cause(field.get(e.reason) or ("spec.templateRef" if ref_name else "spec.template"),
+                                      f"Invalid value: {e.reason}: {e.message}")]
     if causes:
         raise invalid(INSTANCES.kind, name, INSTANCES.resource, causes)
     if old is None:
@@ -222,6 +245,7 @@ INSTANCES = register(Kind(
     enqueue_on=_spec_changed_or_deleting,
     admit=_admit,
     policy="project",
+    subresources={"kubeconfig": kubeconfigs.issue},
     columns=(
         Column("Template", "string", "Template the instance uses", lambda o: _path(o, "spec", "templateRef", "name") or ""),
         Column("Cluster", "string", "Host cluster", lambda o: _path(o, "spec", "clusterRef", "cluster") or ""),

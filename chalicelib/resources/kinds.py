@@ -1,6 +1,6 @@
 """What the generic API machinery needs to know about a kind; one `Kind` per resource module."""
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple, Type
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 from pydantic import BaseModel
 
@@ -37,7 +37,8 @@ class Kind:
     enqueue_on: Callable[[Optional[dict], dict], bool] = field(default=lambda old, new: False)
     # Which verbs the kind serves (kubectl reads them from discovery).
     verbs: Tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
-    subresources: Tuple[str, ...] = ()
+    # POST-only subresources: name -> handler(principal, obj, body) returning the response object.
+    subresources: Dict[str, Callable] = field(default_factory=dict)
     # Who may do what: a policy name of chalicelib.authz (project, admin-writes, members-read, self).
     policy: str = "admin-writes"
     # (user, team) owning an object, for "only their own" rules.

@@ -1,0 +1,116 @@
+"""Template + parameters -> the vcluster's host-side objects, named and labelled as the platform does."""
+import hashlib
+import json
+
+from .. import safeyaml
+from ..resources.projects import project_of
+from ..resources.templates import TemplateError, render
+from .errors import PermanentError
+
+INSTANCE_NAME = "loft.sh/vcluster-instance-name"
+INSTANCE_NAMESPACE = "loft.sh/vcluster-instance-namespace"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "loft-serverless"
+VCLUSTER_IMAGE = "ghcr.io/loft-sh/vcluster-pro:0.20.0"
+
+# kind -> (API path prefix, plural, namespaced); the only kinds the worker creates or prunes.
+KINDS = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "Secret": ("/api/v1", "secrets", True),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Service": ("/api/v1", "services", True),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
+}
+
+
+def collection_path(kind, namespace):
+    prefix, plural, namespaced = KINDS[kind]
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
+
+
+def object_path(obj):
+    return collection_path(obj["kind"], obj["metadata"].get("namespace")) + "/" + obj["metadata"]["name"]
+
+
+def instance_labels(instance):
+    return {INSTANCE_NAME: instance["metadata"]["name"], INSTANCE_NAMESPACE: instance["metadata"]["namespace"],
+            MANAGED_BY: MANAGER}
+
+
+def builtins(instance):
+    ref = instance["spec"].get("clusterRef") or {}
+    owner = instance["spec"].get("owner") or {}
+    return {"project": project_of(instance["metadata"]["namespace"]) or "", "name": instance["metadata"]["name"],
+            "cluster": ref.get("cluster", ""), "virtualClusterName": ref.get("virtualCluster", ""),
+            "virtualClusterNamespace": ref.get("namespace", ""),
+            "user": {"name": owner.get("user", "")}, "team": {"name": owner.get("team", "")}}
+
+
+def _meta(name, namespace, labels, extra=None):
+    meta = {"name": name, "labels": {**labels, **(extra or {})}}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def desired(instance, definition, values, replicas):
+    """(host objects in apply order, the rendered template). Raises PermanentError for bad templates."""
+    name = instance["metadata"]["name"]
+    ref = instance["spec"]["clusterRef"]
+    ns, release = ref["namespace"], ref.get("virtualCluster") or name
+    labels = instance_labels(instance)
+    try:
+        rendered = render(definition, {**values, "loft": builtins(instance)})
+        chart_values = safeyaml.load((rendered.get("helmRelease") or {}).get("values") or "") or {}
+        space_objects = [o for o in _load_all((rendered.get("spaceTemplate") or {}).get("objects") or "") if o]
+    except TemplateError as e:
+        raise PermanentError("ErrorRenderingTemplate", e.message) from e
+    except Exception as e:
+        raise PermanentError("ErrorRenderingTemplate", f"template does not render to valid YAML: {safeyaml.first_line(e)}") from e
+    if not isinstance(chart_values, dict):
+        raise PermanentError("ErrorRenderingTemplate", "helmRelease.values must render to a YAML mapping")
+    app = {**labels, "app": "vcluster", "release": release}
+    selector = {"app": "vcluster", "release": release}
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, labels)},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(f"vc-{release}", ns, labels)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(release, ns, labels),
+         "rules": [{"apiGroups": ["", "apps", "networking.k8s.io"], "resources": ["*"], "verbs": ["*"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(release, ns, labels),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": release},
+         "subjects": [{"kind": "ServiceAccount", "name": f"vc-{release}", "namespace": ns}]},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(f"vc-config-{release}", ns, labels), "type": "Opaque",
+         "stringData": {"config.yaml": json.dumps(chart_values, sort_keys=True)}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(release, ns, app, {"vcluster.loft.sh/service": "true"}),
+         "spec": {"type": "ClusterIP", "selector": selector,
+                  "ports": [{"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(f"{release}-headless", ns, app),
+         "spec": {"clusterIP": "None", "selector": selector, "publishNotReadyAddresses": True,
+                  "ports": [{"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(release, ns, app),
+         "spec": {"replicas": replicas, "serviceName": f"{release}-headless", "selector": {"matchLabels": selector},
+                  "template": {"metadata": {"labels": app},
+                               "spec": {"serviceAccountName": f"vc-{release}",
+                                        "containers": [{"name": "syncer", "image": VCLUSTER_IMAGE,
+                                                        "args": ["--config=/var/lib/vcluster/config.yaml"],
+                                                        "ports": [{"containerPort": 8443, "name": "https"}]}]}}}},
+    ]
+    for extra in space_objects:
+        if not isinstance(extra, dict) or extra.get("kind") not in KINDS or extra["kind"] == "Namespace" \
+                or not (extra.get("metadata") or {}).get("name"):
+            raise PermanentError("ErrorRenderingTemplate", "spaceTemplate.objects may only hold named "
+                                 + ", ".join(k for k in KINDS if k != "Namespace") + " objects")
+        extra["metadata"] = {**extra["metadata"], "namespace": ns, "labels": {**(extra["metadata"].get("labels") or {}), **labels}}
+        objects.append(extra)
+    return objects, rendered
+
+
+def _load_all(text):
+    return [safeyaml.load(part) for part in text.split("\n---") if part.strip()] if text.strip() else []
+
+
+def deploy_hash(objects):
+    return hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,88 @@
+"""The scheduled reconciler: finds instances that need the worker and were not (or no longer are)
+queued, so a lost enqueue, a crashed worker or an inactive cluster still converges. Also enforces
+sleep mode's sleep-after and delete-after. Never imports the kubernetes client."""
+import logging
+import time
+from datetime import datetime, timezone
+
+from .. import config, jobs, objects
+from ..errors import ApiError
+from ..resources.instances import INSTANCES
+from .reconcile import SLEEPING_SINCE, WORKER
+
+log = logging.getLogger(__name__)
+SLEEP_AFTER = "sleepmode.loft.sh/sleep-after"
+DELETE_AFTER = "sleepmode.loft.sh/delete-after"
+LAST_ACTIVITY = "sleepmode.loft.sh/last-activity"
+SLEEP_TYPE = "sleepmode.loft.sh/sleep-type"
+
+
+def _epoch(timestamp):
+    return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def _last_activity(instance):
+    annotations = instance["metadata"].get("annotations") or {}
+    try:
+        return float(annotations[LAST_ACTIVITY])
+    except (KeyError, ValueError):
+        return _epoch(instance["metadata"]["creationTimestamp"])
+
+
+def _seconds(annotations, key):
+    try:
+        return int(annotations.get(key) or 0)
+    except ValueError:
+        return 0
+
+
+def _stuck(instance, now):
+    status = instance.get("status") or {}
+    if status.get("phase") not in (None, "", "Pending"):
+        return False
+    times = [_epoch(c["lastTransitionTime"]) for c in status.get("conditions") or [] if c.get("lastTransitionTime")]
+    since = max(times) if times else _epoch(instance["metadata"]["creationTimestamp"])
+    return now - since > config.STUCK_SECONDS
+
+
+def needs_work(instance, now):
+    meta, status = instance["metadata"], instance.get("status") or {}
+    return bool(meta.get("deletionTimestamp")) or status.get("observedGeneration") != meta.get("generation") or _stuck(instance, now)
+
+
+def _sleep(instance, now):
+    def mark(current):
+        annotations = current["metadata"].setdefault("annotations", {})
+        annotations[SLEEPING_SINCE] = str(int(now))
+        annotations[SLEEP_TYPE] = "inactivity"
+        return current
+    objects.update(INSTANCES, instance["metadata"]["namespace"], instance["metadata"]["name"], mark, WORKER, objects.Options())
+
+
+def run(now=None):
+    """One sweep over every instance. Returns counts, for logs and tests."""
+    now = now or time.time()
+    counts = {"seen": 0, "enqueued": 0, "slept": 0, "deleted": 0}
+    token = None
+    while True:
+        page, token, _ = objects.list_objects(INSTANCES, None, limit=200, continue_token=token)
+        for instance in page:
+            counts["seen"] += 1
+            meta = instance["metadata"]
+            annotations = meta.get("annotations") or {}
+            idle = now - _last_activity(instance)
+            try:
+                if not meta.get("deletionTimestamp") and _seconds(annotations, DELETE_AFTER) and idle > _seconds(annotations, DELETE_AFTER):
+                    objects.delete(INSTANCES, meta["namespace"], meta["name"], WORKER, objects.Options())
+                    counts["deleted"] += 1
+                    continue
+                if not annotations.get(SLEEPING_SINCE) and _seconds(annotations, SLEEP_AFTER) and idle > _seconds(annotations, SLEEP_AFTER):
+                    _sleep(instance, now)
+                    counts["slept"] += 1
+                    continue
+            except ApiError as e:
+                log.warning("sleep mode for %s/%s: %s", meta["namespace"], meta["name"], e.message)
+            if needs_work(instance, now) and jobs.enqueue(INSTANCES.plural, meta["namespace"], meta["name"], "sweep"):
+                counts["enqueued"] += 1
+        if not token:
+            return counts
