@@ -6,6 +6,9 @@ to end, with the semantics that bite in production: uid, resourceVersion conflic
 immutable fields, namespace termination. It also plays vcluster (a StatefulSet becomes ready and
 the `vc-<name>` kubeconfig Secret appears) and injects faults on demand. Not part of the Lambda
 bundle. Usage: `emu = HostEmulator().start()`, or `python -m local.hostemu --port 6443`.
+Not emulated: watch, kinds beyond RESOURCES (no pods), authn/authz, ownerReference garbage
+collection, finalizers other than the namespace's, strategic-merge list merging and server-side
+apply field ownership (both are plain merge patches here; apply creates when missing).
 """
 import argparse
 import base64
@@ -336,7 +339,7 @@ class HostEmulator:
         ns, name = key
         replicas = sts["spec"].get("replicas", 1)
         namespace = self._objs["namespaces"].get(("", ns))
-        if replicas > 0 and ("" if not namespace else namespace["status"]["phase"]) == "Active" \
+        if replicas > 0 and namespace and namespace["status"]["phase"] == "Active" \
                 and (ns, f"vc-{name}") not in self._objs["secrets"]:
             self._create(BY_PLURAL["secrets"], ns, self._vc_secret(ns, name), {})
         new = clone(sts)
@@ -358,7 +361,7 @@ class HostEmulator:
         data = {"config": _dump_yaml(kubeconfig), "certificate-authority": ca, "client-certificate": cert,
                 "client-key": key, "token": token}
         return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": f"vc-{name}", "namespace": ns, "labels": {"vcluster.loft.sh/kubeconfig": "true"}},
+                "metadata": {"name": f"vc-{name}", "namespace": ns},
                 "data": {k: b64(v) for k, v in data.items()}}
 
     def _purge_namespace(self, name, uid):
@@ -423,72 +426,53 @@ class HostEmulator:
         return body
 
     def _validate(self, res, obj, old=None):
-        meta, causes = obj["metadata"], []
+        """The checks a real apiserver would make that a buggy worker is likely to trip: 422 Invalid."""
+        meta, spec, causes = obj["metadata"], obj.get("spec") or {}, []
         name = meta.get("name") or ""
-        if not name:
-            causes.append(("metadata.name", "Required value: name or generateName is required"))
-        elif res.group == RBAC:
+        bad = lambda field, msg: causes.append((field, msg))  # noqa: E731
+        if res.group == RBAC:
             if name in (".", "..") or "/" in name or "%" in name:
-                causes.append(("metadata.name", f'Invalid value: "{name}": may not contain "/" or "%"'))
-        elif res.plural in ("namespaces", "services"):
-            if len(name) > 63 or not DNS_LABEL.fullmatch(name):
-                causes.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 label must consist '
-                               "of lower case alphanumeric characters or '-', and must start and end with an "
-                               "alphanumeric character"))
-        elif len(name) > 253 or not DNS_SUBDOMAIN.fullmatch(name):
-            causes.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist '
-                           "of lower case alphanumeric characters, '-' or '.', and must start and end with an "
-                           "alphanumeric character"))
+                bad("metadata.name", f'Invalid value: "{name}": may not contain "/" or "%"')
+        elif len(name) > (63 if res.plural in ("namespaces", "services") else 253) or not (
+                DNS_LABEL if res.plural in ("namespaces", "services") else DNS_SUBDOMAIN).fullmatch(name):
+            bad("metadata.name", f'Invalid value: "{name}": must be a lowercase RFC 1123 name')
         for key, value in (meta.get("labels") or {}).items():
             prefix, _, short = key.rpartition("/")
             if len(short) > 63 or not QUALIFIED.fullmatch(short) or prefix and not DNS_SUBDOMAIN.fullmatch(prefix):
-                causes.append(("metadata.labels", f'Invalid value: "{key}": name part must be a valid label key'))
+                bad("metadata.labels", f'Invalid value: "{key}": not a valid label key')
             if not isinstance(value, str) or len(value) > 63 or value and not QUALIFIED.fullmatch(value):
-                causes.append(("metadata.labels", f'Invalid value: "{value}": a valid label must be an empty string '
-                               "or consist of alphanumeric characters, '-', '_' or '.', at most 63 characters"))
+                bad("metadata.labels", f'Invalid value: "{value}": a valid label must be an empty string or '
+                    "consist of alphanumeric characters, '-', '_' or '.' (at most 63)")
         for field in ("data", "binaryData") if res.plural in ("secrets", "configmaps") else ():
             for key, value in (obj.get(field) or {}).items():
                 if not DATA_KEY.fullmatch(key):
-                    causes.append((f"{field}[{key}]", f'Invalid value: "{key}": a valid config key must consist of '
-                                   "alphanumeric characters, '-', '_' or '.'"))
-                if not isinstance(value, str):
-                    raise ApiError(400, f"{res.kind} in version \"v1\" cannot be handled as a {res.kind}: "
-                                   f"{field}[{key}] must be a string")
-                if res.plural == "secrets" or field == "binaryData":
-                    try:
+                    bad(f"{field}[{key}]", f'Invalid value: "{key}": not a valid config key')
+                try:  # the apiserver fails to decode these, hence 400 rather than 422
+                    assert isinstance(value, str)
+                    if res.plural == "secrets" or field == "binaryData":
                         base64.b64decode(value, validate=True)
-                    except ValueError:
-                        raise ApiError(400, f'{res.kind} in version "v1" cannot be handled as a {res.kind}: illegal '
-                                       f"base64 data in {field}[{key}]")
-        spec = obj.get("spec") or {}
+                except (AssertionError, ValueError):
+                    raise ApiError(400, f'{res.kind} in version "v1" cannot be handled as a {res.kind}: illegal '
+                                   f"base64 data or non-string value in {field}[{key}]")
         if res.plural == "statefulsets":
             match = (spec.get("selector") or {}).get("matchLabels") or {}
             tmpl = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-            if not spec.get("selector"):
-                causes.append(("spec.selector", "Required value"))
-            elif any(tmpl.get(k) != v for k, v in match.items()):
-                causes.append(("spec.template.metadata.labels", "Invalid value: `selector` does not match template "
-                               "`labels`"))
-            if not isinstance(spec.get("replicas", 1), int) or spec.get("replicas", 1) < 0:
-                causes.append(("spec.replicas", "Invalid value: must be greater than or equal to 0"))
-            if old:
-                frozen = {k for k in set(spec) | set(old["spec"]) if k not in STS_MUTABLE
-                          and spec.get(k) != old["spec"].get(k)}
-                if frozen:
-                    causes.append(("spec", "Forbidden: updates to statefulset spec for fields other than 'replicas', "
-                                   "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
-                                   "and 'minReadySeconds' are forbidden"))
+            if not spec.get("selector") or any(tmpl.get(k) != v for k, v in match.items()):
+                bad("spec.template.metadata.labels", "Invalid value: `selector` does not match template `labels`")
+            if not isinstance(spec.get("replicas"), int) or spec["replicas"] < 0:
+                bad("spec.replicas", "Invalid value: must be greater than or equal to 0")
+            if old and any(spec.get(k) != old["spec"].get(k) for k in (set(spec) | set(old["spec"])) - STS_MUTABLE):
+                bad("spec", "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                    "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' "
+                    "are forbidden")
         if res.plural == "services":
             if not spec.get("ports") and spec.get("clusterIP") != "None":
-                causes.append(("spec.ports", "Required value"))
-            if old and spec.get("clusterIP") and spec["clusterIP"] != old["spec"].get("clusterIP"):
-                causes.append(("spec.clusterIPs[0]", f'Invalid value: "{spec["clusterIP"]}": may not change once '
-                               "set"))
+                bad("spec.ports", "Required value")
+            if old and spec.get("clusterIP") != old["spec"].get("clusterIP"):
+                bad("spec.clusterIPs[0]", f'Invalid value: "{spec.get("clusterIP")}": may not change once set')
         if res.plural in ("rolebindings", "clusterrolebindings"):
-            if not obj.get("roleRef"):
-                causes.append(("roleRef", "Required value"))
-            elif old and obj["roleRef"] != old.get("roleRef"):
-                causes.append(("roleRef", "Invalid value: cannot change roleRef"))
+            if not obj.get("roleRef") or old and obj["roleRef"] != old.get("roleRef"):
+                bad("roleRef", "Invalid value: roleRef is required and cannot change")
         if causes:
             raise invalid(res, name, causes)
 
@@ -521,12 +505,14 @@ class HostEmulator:
             if not spec.get("clusterIP"):
                 n = next(self._ip)
                 spec["clusterIP"] = old_spec.get("clusterIP") or f"10.{96 + n // 65536}.{n // 256 % 256}.{n % 256}"
-            spec["clusterIPs"] = [spec["clusterIP"]]
-            spec.setdefault("ipFamilies", ["IPv4"])
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.update(clusterIPs=[spec["clusterIP"]], ipFamilies=spec.get("ipFamilies") or ["IPv4"],
+                        ipFamilyPolicy=spec.get("ipFamilyPolicy") or "SingleStack")
+            old_ports = {p.get("port"): p for p in old_spec.get("ports") or []}
             for port in spec.get("ports") or []:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port.get("port"))
+                if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
+                    port["nodePort"] = old_ports.get(port.get("port"), {}).get("nodePort") or 30000 + next(self._ip) % 2768
             obj["status"] = old["status"] if old else {"loadBalancer": {}}
 
     def _create(self, res, ns, body, query, status=201):
@@ -534,8 +520,10 @@ class HostEmulator:
         meta = body["metadata"]
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(self._rng.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
+        if not meta.get("name"):
+            raise invalid(res, "", [("metadata.name", "Required value: name or generateName is required")])
         with self._lock:
-            self._check_namespace(res, ns, meta.get("name") or "")
+            self._check_namespace(res, ns, meta["name"])
             if (ns or "", meta["name"]) in self._objs[res.plural]:
                 raise ApiError(409, f'{res.qualified} "{meta["name"]}" already exists', reason="AlreadyExists",
                                details=_details(res, meta["name"]))
@@ -673,11 +661,15 @@ class HostEmulator:
             fields.append((m.group(1), m.group(2) == "!=", m.group(3)))
         with self._lock:
             rv = str(self._rv)
-            items = [o for (ons, _), o in sorted(self._objs[res.plural].items())
-                     if ns in (None, ons) and labels_match(o["metadata"].get("labels") or {}, reqs)
-                     and all((field_value(o, f) == v) != negate for f, negate, v in fields)]
+            items = [o for (ons, _), o in sorted(
+                (k, o) for k, o in self._objs[res.plural].items()
+                if ns in (None, k[0]) and labels_match(o["metadata"].get("labels") or {}, reqs)
+                and all((field_value(o, f) == v) != negate for f, negate, v in fields))]
         meta = {"resourceVersion": rv}
-        limit, token = int(query.get("limit") or 0), query.get("continue")
+        limit, token = query.get("limit") or "0", query.get("continue")
+        if not limit.isdigit():
+            raise ApiError(400, f"limit must be a non-negative integer, not {limit!r}")
+        limit = int(limit)
         if token:
             try:
                 after = json.loads(base64.urlsafe_b64decode(token))

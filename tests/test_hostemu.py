@@ -97,8 +97,16 @@ def emu_http(emu, method, path, body=None):
         return json.loads(r.read())
 
 
-def test_load_kube_config_and_discovery(emu, tmp_path):
+@pytest.fixture
+def global_kube_config(emu):
+    """load_kube_config changes the process-wide default; put it back for other tests."""
+    saved = client.Configuration.get_default_copy()
     config.load_kube_config(config_file=emu.kubeconfig_path)
+    yield
+    client.Configuration.set_default(saved)
+
+
+def test_load_kube_config_and_discovery(emu, tmp_path, global_kube_config):
     assert client.VersionApi().get_code().git_version.startswith("v1.")
     names = [r.name for r in client.CoreV1Api().get_api_resources().resources]
     assert {"namespaces", "secrets", "configmaps", "serviceaccounts", "services"} <= set(names)
@@ -217,9 +225,9 @@ def test_namespace_deletion_cascades(emu, core, apps, ns):
     core.create_namespaced_config_map(ns, {"metadata": {"name": "c"}})
     apps.create_namespaced_stateful_set(ns, STS_BODY)
     emu.configure(terminate_delay=0.3)
-    deleted = core.delete_namespace(ns)
-    assert deleted.status == "Terminating" or core.read_namespace(ns).status.phase == "Terminating"
-    assert core.read_namespace(ns).metadata.deletion_timestamp
+    core.delete_namespace(ns)
+    terminating = core.read_namespace(ns)
+    assert terminating.status.phase == "Terminating" and terminating.metadata.deletion_timestamp
     body = raises(403, core.create_namespaced_config_map, ns, {"metadata": {"name": "late"}})
     assert body["reason"] == "Forbidden" and "because it is being terminated" in body["message"]
     core.patch_namespaced_config_map("c", ns, {"data": {"still": "writable"}})  # updates are still allowed
@@ -394,6 +402,9 @@ def test_stats_and_reset_over_http(emu, core, apps):
     assert stats["requests"] == 5
     assert {k: v for k, v in stats["by_verb"].items() if v} == {"create": 1, "get": 1, "list": 2, "patch": 1}
     assert stats["by_resource"]["statefulsets"] == {"list": 1}
+    assert "stats" in [o["metadata"]["name"] for o in emu_http(emu, "GET", "/_emulator/objects")["namespaces"]]
+    assert emu_http(emu, "POST", "/_emulator/config", {"ready_delay": 0.05}) == {"ready_delay": 0.05,
+                                                                                 "terminate_delay": 0.1}
     emu_http(emu, "POST", "/_emulator/reset")
     assert emu_http(emu, "GET", "/_emulator/stats")["requests"] == 0
     assert sorted(n.metadata.name for n in core.list_namespace().items) == \
