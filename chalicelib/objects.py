@@ -14,7 +14,13 @@ from . import config, jobs, store
 from .errors import BadRequest, Conflict, NotFound, invalid, not_found
 from .resources.meta import SERVER_OWNED, label_problems, name_problems, new_uid, now_iso
 
-MAX_UPDATE_ATTEMPTS = 5
+# Writes without a resourceVersion (patches, deletes) retry a lost race on the fresh object. Each
+# round has one winner, so N clients patching one object need up to N rounds: allow many, with jitter.
+MAX_UPDATE_ATTEMPTS = 60
+
+
+def _backoff(attempt):
+    time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))
 
 
 def _stored(kind, obj):
@@ -87,12 +93,19 @@ def validate(kind, body, opts):
         for loc in unknown:
             _prune(body, loc)
         model = kind.model.model_validate(body, strict=True)
-    return {"apiVersion": kind.api_version, "kind": kind.kind, **model.model_dump(exclude_none=True, exclude={"apiVersion", "kind"})}
+    obj = {"apiVersion": kind.api_version, "kind": kind.kind, **model.model_dump(exclude_none=True, exclude={"apiVersion", "kind"})}
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    for key in ("labels", "annotations"):  # kube omits empty maps (e.g. after removing the last label)
+        if meta.get(key) == {}:
+            meta.pop(key)
+    return obj
 
 
 def _check_metadata(kind, obj):
     meta = obj["metadata"]
     causes = name_problems(meta.get("name")) + label_problems(meta.get("labels"))
+    if kind.namespaced:  # from the URL: unchecked, it would reach the store as part of a key
+        causes += name_problems(meta.get("namespace"), "metadata.namespace")
     if causes:
         raise invalid(kind.kind, meta.get("name") or "", kind.resource, causes)
 
@@ -151,13 +164,23 @@ def get(kind, namespace, name):
 
 
 def _merge_server_fields(kind, old, new):
-    """Carry server-owned metadata and status over from the stored object; bump generation on spec change."""
+    """Carry server-owned metadata and status over from the stored object (generation: see _bump_generation)."""
     for key in SERVER_OWNED:
         if key in old["metadata"]:
             new["metadata"][key] = old["metadata"][key]
         else:
             new["metadata"].pop(key, None)
     new["status"] = old.get("status", {})
+    if kind.finalizers and not old["metadata"].get("deletionTimestamp"):
+        # The server's finalizers stay until deletion starts (then the worker removes them after its
+        # cleanup): a PUT of an object written without them, like the seed's update, must not make
+        # the next delete skip the cleanup.
+        finalizers = list(new["metadata"].get("finalizers") or [])
+        new["metadata"]["finalizers"] = finalizers + [f for f in kind.finalizers if f not in finalizers]
+
+
+def _bump_generation(old, new):
+    """After admission: a spec it only re-defaulted (e.g. clusterRef {} filled back in) is no change."""
     if new.get("spec") != old.get("spec"):
         new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
 
@@ -179,7 +202,7 @@ def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, sta
     runs on every object read before it is changed (object-level authorization).
     """
     namespace = namespace if kind.namespaced else ""
-    for _ in range(MAX_UPDATE_ATTEMPTS):
+    for attempt in range(MAX_UPDATE_ATTEMPTS):
         old = get(kind, namespace, name)
         if precheck:
             precheck(old)
@@ -196,6 +219,7 @@ def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, sta
             _check_metadata(kind, new)
             if kind.admit:
                 kind.admit(new, old, principal)
+            _bump_generation(old, new)
             new = _stored(kind, new)
         if new == old:
             return old
@@ -208,6 +232,7 @@ def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, sta
         except Conflict:
             if expected_rv:
                 raise _conflict(kind, name)
+            _backoff(attempt)
             continue
         if not written:
             raise not_found(kind.resource, name)
@@ -231,7 +256,7 @@ def delete(kind, namespace, name, principal, opts, preconditions=None, precheck=
         return obj
 
     namespace = namespace if kind.namespaced else ""
-    for _ in range(MAX_UPDATE_ATTEMPTS):
+    for attempt in range(MAX_UPDATE_ATTEMPTS):
         old = get(kind, namespace, name)
         if precheck:
             precheck(old)
@@ -246,6 +271,7 @@ def delete(kind, namespace, name, principal, opts, preconditions=None, precheck=
             if not store.replace(kind.plural, new, old["metadata"]["resourceVersion"], deleted=gone):
                 raise not_found(kind.resource, name)
         except Conflict:
+            _backoff(attempt)
             continue
         _written(kind, new)
         if not gone and kind.enqueue_on(old, new):

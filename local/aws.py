@@ -44,7 +44,22 @@ def start_moto(port=None):
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    server._server.app = _one_dynamodb_request_at_a_time(server._server.app)
     return server, f"http://127.0.0.1:{port}"
+
+
+def _one_dynamodb_request_at_a_time(app):
+    """moto checks a write's condition and then writes, unlocked, on a threaded server: two concurrent
+    conditional writes can both pass. DynamoDB is atomic per item, and optimistic concurrency
+    (resourceVersion) depends on it, so DynamoDB requests are served one at a time here."""
+    lock = threading.Lock()
+
+    def serve(environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with lock:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+    return serve
 
 
 def use_endpoint(endpoint, region="us-east-1"):

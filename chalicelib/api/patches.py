@@ -17,7 +17,7 @@ def parse(raw, content_type):
             raise BadRequest("json patch must be a JSON array of operations")
         try:
             return kind, jsonpatch.JsonPatch(document)
-        except (jsonpatch.JsonPatchException, TypeError, KeyError) as e:
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError, AttributeError) as e:
             raise BadRequest(f"invalid json patch: {e}") from e
     if not isinstance(document, dict):
         raise BadRequest("merge patch must be a JSON object")
