@@ -5,22 +5,11 @@ harmless, and a standard queue can use per-message DelaySeconds for readiness po
 """
 import json
 import logging
-import threading
 
-from . import config
+from . import aws, config
 
 log = logging.getLogger(__name__)
-_local = threading.local()
 _queue_urls = {}
-
-
-def _client():
-    client = getattr(_local, "client", None)
-    if client is None:
-        import boto3
-
-        client = _local.client = boto3.session.Session().client("sqs")
-    return client
 
 
 def queue_url(name=None):
@@ -29,7 +18,7 @@ def queue_url(name=None):
         return config.JOBS_QUEUE_URL
     name = name or config.JOBS_QUEUE_NAME
     if name not in _queue_urls:
-        _queue_urls[name] = _client().get_queue_url(QueueName=name)["QueueUrl"]
+        _queue_urls[name] = aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
     return _queue_urls[name]
 
 
@@ -58,7 +47,7 @@ def enqueue(plural, namespace, name, reason, delay_seconds=0, attempt=0, failure
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        _client().send_message(QueueUrl=queue_url(), MessageBody=encode(plural, namespace, name, reason, attempt, failures),
+        aws.client("sqs").send_message(QueueUrl=queue_url(), MessageBody=encode(plural, namespace, name, reason, attempt, failures),
                                DelaySeconds=max(0, min(900, int(delay_seconds))))
         return True
     except (BotoCoreError, ClientError) as e:
@@ -70,4 +59,4 @@ def dead_letter(job, error):
     """Park a job that exhausted its retries on the DLQ, with the last error, for an operator to redrive."""
     body = json.loads(encode(job["kind"], job["namespace"], job["name"], job["reason"], job["attempt"], job.get("failures", 0)))
     body["error"] = error
-    _client().send_message(QueueUrl=queue_url(config.JOBS_DLQ_NAME), MessageBody=json.dumps(body, sort_keys=True))
+    aws.client("sqs").send_message(QueueUrl=queue_url(config.JOBS_DLQ_NAME), MessageBody=json.dumps(body, sort_keys=True))

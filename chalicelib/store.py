@@ -11,31 +11,14 @@ and compare versions across objects without a global counter (a hot item and a s
 """
 import base64
 import json
-import threading
 import time
 
-from . import config
+from . import aws, config
 from .errors import AlreadyExists, BadRequest, Conflict, RequestEntityTooLarge, ServiceUnavailable, TooManyRequests
 
-_client_lock = threading.Lock()
-_clients = {}
 _THROTTLES = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 # A DynamoDB item holds at most 400 KB; the body plus the key and index attributes must fit.
 MAX_OBJECT_BYTES = 380_000
-
-
-def _client():
-    """One boto3 client per process, made lazily. Clients are thread-safe (sessions are not: it is made
-    under a lock); a client per thread cost ~50 ms per request on the local server's thread per request."""
-    client = _clients.get("dynamodb")
-    if client is None:
-        with _client_lock:
-            client = _clients.get("dynamodb")
-            if client is None:
-                import boto3
-
-                client = _clients["dynamodb"] = boto3.session.Session().client("dynamodb")
-    return client
 
 
 def _call(operation, **kwargs):
@@ -43,7 +26,7 @@ def _call(operation, **kwargs):
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return getattr(_client(), operation)(TableName=config.TABLE_NAME, **kwargs)
+        return getattr(aws.client("dynamodb"), operation)(TableName=config.TABLE_NAME, **kwargs)
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code", "")
         if code == "ConditionalCheckFailedException":

@@ -16,7 +16,7 @@ SERVER_OWNED = ("uid", "creationTimestamp", "resourceVersion", "generation", "de
 class Model(BaseModel):
     """Base for every API shape: unknown fields are errors (pruned with a warning unless Strict)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class OwnerReference(Model):
