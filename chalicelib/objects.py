@@ -11,7 +11,7 @@ import time
 from pydantic import ValidationError
 
 from . import config, jobs, store
-from .errors import BadRequest, Conflict, NotFound, invalid, not_found
+from .errors import AlreadyExists, BadRequest, Conflict, NotFound, invalid, not_found
 from .resources.meta import SERVER_OWNED, label_problems, name_problems, new_uid, now_iso
 
 # Writes without a resourceVersion (patches, deletes) retry a lost race on the fresh object. Each
@@ -142,6 +142,9 @@ def create(kind, namespace, body, principal, opts):
     if kind.admit:
         kind.admit(obj, None, principal)
     if opts.dry_run:
+        if store.get(kind.plural, namespace if kind.namespaced else "", meta["name"]) is not None:
+            raise AlreadyExists(f'{kind.resource} "{meta["name"]}" already exists',
+                                {"name": meta["name"], "group": config.GROUP, "kind": kind.plural})
         return obj
     try:
         store.create(kind.plural, _stored(kind, obj))
@@ -193,6 +196,11 @@ def _conflict(kind, name):
     )
 
 
+def _resource_version(body):
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    return meta.get("resourceVersion") if isinstance(meta, dict) else None
+
+
 def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, status_only=False, precheck=None):
     """Read-modify-write with optimistic concurrency.
 
@@ -209,6 +217,10 @@ def update(kind, namespace, name, mutate, principal, opts, expected_rv=None, sta
         if expected_rv and expected_rv != old["metadata"]["resourceVersion"]:
             raise _conflict(kind, name)
         desired = mutate(copy.deepcopy(old))
+        if not status_only and _resource_version(desired) not in (None, "", old["metadata"]["resourceVersion"]):
+            # A body or patch that names a resourceVersion is a precondition, as in kube-apiserver
+            # (e.g. `kubectl edit` of a stale copy, or `kubectl apply` of a file holding one).
+            raise _conflict(kind, name)
         if status_only:
             new = copy.deepcopy(old)
             new["status"] = desired.get("status") or {}

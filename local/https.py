@@ -2,6 +2,7 @@
 import datetime
 import ipaddress
 import json
+import socket
 import ssl
 from pathlib import Path
 
@@ -41,6 +42,11 @@ class _Handler(ChaliceRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         pass
+
+    def setup(self):
+        """No Nagle delay: without TCP_NODELAY every response waited ~40 ms for a delayed ACK."""
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
 
     def _send_error_response(self, error):
         body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",

@@ -52,6 +52,11 @@ def _query(request):
     return request.query_params or {}
 
 
+def _flag(query, name):
+    """A boolean query parameter as Go's strconv.ParseBool reads it (the Python client sends `True`)."""
+    return query.get(name) in ("1", "t", "T", "true", "TRUE", "True")
+
+
 def _options(request):
     query = _query(request)
     dry_run = query.get("dryRun", "")
@@ -92,7 +97,7 @@ def _list(request, kind, namespace, visible):
     accept = request.headers.get("accept", "")
     selected = _filters(kind, query)
     matches = selected if visible is None else (lambda obj: selected(obj) and visible(obj))
-    if query.get("watch") in ("true", "1"):
+    if _flag(query, "watch"):
         return _watch(request, kind, namespace, matches)
     items, token, rv = objects.list_objects(kind, namespace, _limit(query), query.get("continue"), matches)
     list_meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
@@ -157,7 +162,7 @@ def collection(request, plural, namespace=None):
     negotiation.check_acceptable(request.headers.get("accept"))
     kind = _kind(plural, namespace is not None)
     if request.method == "GET":
-        verb = "watch" if _query(request).get("watch") in ("true", "1") else "list"
+        verb = "watch" if _flag(_query(request), "watch") else "list"
         return _list(request, kind, namespace, authz.check(principal, kind, verb, namespace))
     if request.method == "POST" and (namespace is not None or not kind.namespaced):
         authz.check(principal, kind, "create", namespace)
