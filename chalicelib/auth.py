@@ -1,7 +1,7 @@
 """Bearer access key -> principal. Keys are `<name>.<secret>`; only SHA-256(secret) is stored and it is
-compared in constant time. Lookups are cached briefly per warm Lambda; revoking a key drops it at
-once in this process and within AUTH_CACHE_SECONDS everywhere else."""
-import hashlib
+compared in constant time. The key object is read on every request (one consistent GetItem), so a
+revoked, disabled or expired key is refused at once by every Lambda; only the user it acts as (roles,
+teams) is cached briefly per warm Lambda, and dropped at once in the process that changes the user."""
 import hmac
 import threading
 import time
@@ -13,7 +13,8 @@ from .errors import Unauthorized
 from .resources.accesskeys import digest, expired, split_key
 from .resources.users import is_admin
 
-_cache = {}
+_users = {}
+MAX_CACHED = 10000
 _lock = threading.Lock()
 
 
@@ -23,6 +24,21 @@ class Principal:
     admin: bool = False
     teams: Tuple[str, ...] = field(default_factory=tuple)
     key_name: str = ""
+
+
+def _user(name):
+    """The user object (cached briefly in a warm Lambda), or None."""
+    now = time.monotonic()
+    with _lock:
+        hit = _users.get(name)
+    if hit and hit[0] > now:
+        return hit[1]
+    obj = store.get("users", "", name)
+    with _lock:
+        if len(_users) >= MAX_CACHED:
+            _users.clear()
+        _users[name] = (now + config.AUTH_CACHE_SECONDS, obj)
+    return obj
 
 
 def _resolve(key):
@@ -38,7 +54,7 @@ def _resolve(key):
     spec = key_obj.get("spec") or {}
     if spec.get("disabled") or expired(key_obj) or not spec.get("user"):
         return None
-    user = store.get("users", "", spec["user"])
+    user = _user(spec["user"])
     if user is None:
         return None
     return Principal(user=spec["user"], admin=is_admin(user), teams=tuple((user.get("spec") or {}).get("teams") or ()), key_name=name)
@@ -50,23 +66,13 @@ def authenticate(authorization_header):
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("Unauthorized")
-    cache_key = hashlib.sha256(key.encode()).hexdigest()
-    now = time.monotonic()
-    with _lock:
-        hit = _cache.get(cache_key)
-    if hit and hit[0] > now:
-        principal = hit[1]
-    else:
-        principal = _resolve(key)
-        with _lock:
-            _cache[cache_key] = (now + config.AUTH_CACHE_SECONDS, principal)
+    principal = _resolve(key)
     if principal is None:
         raise Unauthorized("Unauthorized")
     return principal
 
 
-def forget(key_name):
-    """Drop cached lookups of a key (after it was changed or revoked in this process)."""
+def forget_user(user):
+    """Drop the cached user (after it changed: roles, teams, created or deleted)."""
     with _lock:
-        for cache_key in [k for k, (_, p) in _cache.items() if p is not None and p.key_name == key_name]:
-            del _cache[cache_key]
+        _users.pop(user, None)

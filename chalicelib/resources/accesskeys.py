@@ -1,6 +1,7 @@
 """OwnedAccessKey: bearer keys users manage for themselves. The key is `<name>.<secret>`: auth reads
 the object by name (one GetItem) and compares SHA-256(secret) with the stored hash in constant time.
-The key is returned once, by create; only its hash is stored (status.keyHash)."""
+The key is returned once, by create; only its hash is stored (status.keyHash). Keys are never
+cached, so revoking (DELETE) or disabling one takes effect on the next request."""
 import hashlib
 import secrets
 from datetime import datetime, timezone
@@ -71,12 +72,6 @@ def _admit(new, old, principal):
                       [{"reason": "FieldValueInvalid", "field": "spec.user", "message": "Invalid value: field is immutable"}])
 
 
-def _forget(obj):
-    from .. import auth
-
-    auth.forget(obj["metadata"]["name"])
-
-
 ACCESS_KEYS = register(Kind(
     kind="OwnedAccessKey",
     plural="ownedaccesskeys",
@@ -88,7 +83,6 @@ ACCESS_KEYS = register(Kind(
     policy="self",
     write_only=(("spec", "key"),),
     owner_of=lambda obj: ((obj.get("spec") or {}).get("user"), None),
-    on_written=_forget,
     columns=(
         Column("User", "string", "User the key acts as", lambda o: (o.get("spec") or {}).get("user") or ""),
         Column("Disabled", "boolean", "Refused when true", lambda o: bool((o.get("spec") or {}).get("disabled"))),

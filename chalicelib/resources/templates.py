@@ -18,6 +18,26 @@ SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 VERSION_RANGE = re.compile(r"^(\d+|x)(\.(\d+|x))?(\.(\d+|x))?$")
 PLACEHOLDER = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 VALUE_REF = re.compile(r"^\.Values\.([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)$")
+NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+BUILTIN = "loft"  # .Values.loft.* are the platform's built-in values, not parameters
+
+
+class _ParametersLoader(safeyaml._BoundedLoader):
+    """Safe YAML where every scalar but null stays the text written: the declared type decides, so
+    `version: 1.20` stays "1.20" for a string and `010` is not read as octal."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag == "tag:yaml.org,2002:null"]
+        for first, resolvers in safeyaml._BoundedLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def _load_parameters(text):
+    loader = _ParametersLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 class TemplateError(Exception):
@@ -119,18 +139,39 @@ def _check_parameters(parameters, field):
         where = f"{field}[{i}]"
         if not VARIABLE.match(p.get("variable", "")):
             causes.append(_cause(f"{where}.variable", f'Invalid value: "{p.get("variable")}": must be a dotted name of letters, digits, _ and -'))
+        elif p["variable"].split(".")[0] == BUILTIN:
+            causes.append(_cause(f"{where}.variable", f'Invalid value: "{p["variable"]}": .Values.{BUILTIN} is reserved for built-in values'))
         if p.get("variable") in seen:
             causes.append(_cause(f"{where}.variable", f'Duplicate value: "{p.get("variable")}"', "FieldValueDuplicate"))
         seen.add(p.get("variable"))
+        bad_regex = False
         for key in ("validation", "invalidation"):
             if p.get(key):
                 try:
                     re.compile(p[key])
                 except re.error as e:
+                    bad_regex = True
                     causes.append(_cause(f"{where}.{key}", f'Invalid value: "{p[key]}": not a regular expression: {e}'))
         if p.get("min") is not None and p.get("max") is not None and p["min"] > p["max"]:
             causes.append(_cause(f"{where}.min", "Invalid value: min must not exceed max"))
+        elif not bad_regex and p.get("defaultValue") not in (None, ""):
+            _, problems = _check_value(p, p["defaultValue"], f"{where}.defaultValue")
+            causes += problems
     return causes
+
+
+def _check_placeholders(definition, field):
+    """Causes for every `{{ }}` in the definition's strings that rendering would refuse (never renderable)."""
+    if isinstance(definition, dict):
+        return [c for k, v in definition.items() for c in _check_placeholders(v, f"{field}.{k}")]
+    if isinstance(definition, list):
+        return [c for i, v in enumerate(definition) for c in _check_placeholders(v, f"{field}[{i}]")]
+    if isinstance(definition, str):
+        try:
+            render_text(definition, None)
+        except TemplateError as e:
+            return [_cause(field, f"Invalid value: {e.reason}: {e.message}")]
+    return []
 
 
 def _admit_template(new, old, principal):
@@ -138,6 +179,7 @@ def _admit_template(new, old, principal):
 
     spec = new.get("spec", {})
     causes = _check_parameters(spec.get("parameters"), "spec.parameters")
+    causes += _check_placeholders(spec.get("template"), "spec.template")
     seen = set()
     for i, version in enumerate(spec.get("versions") or []):
         if not SEMVER.match(version["version"]):
@@ -146,6 +188,7 @@ def _admit_template(new, old, principal):
             causes.append(_cause(f"spec.versions[{i}].version", f'Duplicate value: "{version["version"]}"', "FieldValueDuplicate"))
         seen.add(version["version"])
         causes += _check_parameters(version.get("parameters"), f"spec.versions[{i}].parameters")
+        causes += _check_placeholders(version.get("template"), f"spec.versions[{i}].template")
     if causes:
         raise invalid(TEMPLATES.kind, new["metadata"]["name"], TEMPLATES.resource, causes)
 
@@ -154,7 +197,7 @@ def resolve_version(template_spec, wanted):
     """(version or "", template definition, parameters) for a templateRef.version; newest match wins."""
     versions = template_spec.get("versions") or []
     if not versions:
-        if wanted:
+        if wanted and set(wanted.split(".")) != {"x"}:
             raise TemplateError("VersionNotFound", f'template has no versions, but version "{wanted}" was requested')
         return "", template_spec.get("template") or {}, template_spec.get("parameters") or []
     pattern = wanted or "x"
@@ -202,14 +245,49 @@ def _as_text(value):
     return "" if value is None else str(value)
 
 
-def check_parameters(declared, text, field="spec.parameters"):
-    """Parse the instance's parameters YAML and check every value against its declaration.
+def _check_value(p, value, where):
+    """(typed value, causes) for one non-empty value of parameter declaration p."""
+    kind = p.get("type") or "string"
+    if isinstance(value, (dict, list)):
+        return None, [_cause(where, "Invalid value: must be a single value, not a mapping or list")]
+    text = _as_text(value)
+    if p.get("options"):
+        if text not in p["options"]:
+            return None, [_cause(where, f'Unsupported value: "{text}": supported values: '
+                                 + ", ".join(f'"{o}"' for o in p["options"]), "FieldValueNotSupported")]
+        value = text
+    causes = []
+    if kind == "boolean":
+        if text.lower() not in ("true", "false"):
+            return None, [_cause(where, f'Invalid value: "{text}": must be true or false')]
+        return text.lower() == "true", []
+    if kind == "number":
+        if not NUMBER.match(text.strip()):
+            return None, [_cause(where, f'Invalid value: "{text}": must be a number')]
+        number = float(text) if any(c in text for c in ".eE") else int(text)
+        if p.get("min") is not None and number < p["min"]:
+            causes.append(_cause(where, f"Invalid value: {text}: must be greater than or equal to {p['min']}"))
+        if p.get("max") is not None and number > p["max"]:
+            causes.append(_cause(where, f"Invalid value: {text}: must be less than or equal to {p['max']}"))
+        return number, causes
+    if p.get("options"):
+        return text, []
+    if p.get("validation") and not re.search(p["validation"], text):
+        causes.append(_cause(where, f'Invalid value: "{text}": does not match the validation "{p["validation"]}"'))
+    if p.get("invalidation") and re.search(p["invalidation"], text):
+        causes.append(_cause(where, f'Invalid value: "{text}": matches the invalidation "{p["invalidation"]}"'))
+    return text, causes
 
-    Returns the typed values (defaults filled, dotted variables nested); raises TemplateError
-    (ErrorSyncingParameters) with one cause per problem, each naming `spec.parameters.<variable>`.
+
+def check_parameters(declared, text, field="spec.parameters"):
+    """Parse the instance's parameters YAML (safely) and check every value against its declaration.
+
+    Returns the typed values (defaults filled, dotted variables nested; an optional parameter left
+    empty is ""); raises TemplateError (ErrorSyncingParameters) with one cause per problem, each
+    naming `spec.parameters.<variable>`.
     """
     try:
-        given = safeyaml.load(text) if text and text.strip() else {}
+        given = _load_parameters(text) if text and text.strip() else {}
     except Exception as e:
         raise TemplateError("ErrorSyncingParameters", f"parameters are not valid YAML: {safeyaml.first_line(e)}",
                             [_cause(field, f"Invalid value: parameters are not valid YAML: {safeyaml.first_line(e)}")]) from e
@@ -224,63 +302,68 @@ def check_parameters(declared, text, field="spec.parameters"):
         if leaf not in names and not any(leaf.startswith(n + ".") for n in names):
             causes.append(_cause(f"{field}.{leaf}", f'Invalid value: "{leaf}": the template declares no such parameter', "FieldValueNotSupported"))
     for p in declared:
-        name, kind = p["variable"], p.get("type") or "string"
+        name = p["variable"]
         where = f"{field}.{name}"
-        value = _get_path(given, name)
+        value = given[name] if name in given else _get_path(given, name)  # `a.b: 1` or `a: {b: 1}`
         if value is None or value == "":
             value = p.get("defaultValue")
         if value is None or value == "":
             if p.get("required"):
                 causes.append(_cause(where, "Required value", "FieldValueRequired"))
+            _set_path(values, name, "")
             continue
-        text_value = _as_text(value)
-        if p.get("options") and text_value not in p["options"]:
-            causes.append(_cause(where, f'Unsupported value: "{text_value}": supported values: ' + ", ".join(f'"{o}"' for o in p["options"]), "FieldValueNotSupported"))
-            continue
-        if kind == "boolean":
-            if text_value.lower() not in ("true", "false"):
-                causes.append(_cause(where, f'Invalid value: "{text_value}": must be true or false'))
-                continue
-            value = text_value.lower() == "true"
-        elif kind == "number":
-            try:
-                value = float(text_value) if any(c in text_value for c in ".eE") else int(text_value)
-            except ValueError:
-                causes.append(_cause(where, f'Invalid value: "{text_value}": must be a number'))
-                continue
-            if p.get("min") is not None and value < p["min"]:
-                causes.append(_cause(where, f"Invalid value: {text_value}: must be greater than or equal to {p['min']}"))
-            if p.get("max") is not None and value > p["max"]:
-                causes.append(_cause(where, f"Invalid value: {text_value}: must be less than or equal to {p['max']}"))
-        elif not p.get("options"):
-            if not isinstance(value, str) and kind in ("string", "multiline", "password") and isinstance(value, (dict, list)):
-                causes.append(_cause(where, "Invalid value: must be a scalar"))
-                continue
-            value = text_value
-            if p.get("validation") and not re.search(p["validation"], value):
-                causes.append(_cause(where, f'Invalid value: "{value}": does not match the validation "{p["validation"]}"'))
-            if p.get("invalidation") and re.search(p["invalidation"], value):
-                causes.append(_cause(where, f'Invalid value: "{value}": matches the invalidation "{p["invalidation"]}"'))
+        value, problems = _check_value(p, value, where)
+        causes += problems
         _set_path(values, name, value)
     if causes:
         raise TemplateError("ErrorSyncingParameters", "; ".join(f"{c['field']}: {c['message']}" for c in causes), causes)
     return values
 
 
+def builtin_values(instance):
+    """The `.Values.loft.*` built-ins for an instance (clusterRef filled in)."""
+    from .projects import project_of
+
+    spec = instance.get("spec") or {}
+    ref, owner = spec.get("clusterRef") or {}, spec.get("owner") or {}
+    return {"project": project_of(instance["metadata"].get("namespace")) or "", "name": instance["metadata"]["name"],
+            "cluster": ref.get("cluster") or "", "virtualClusterName": ref.get("virtualCluster") or "",
+            "virtualClusterNamespace": ref.get("namespace") or "",
+            "user": {"name": owner.get("user") or ""}, "team": {"name": owner.get("team") or ""}}
+
+
 def render_text(text, values):
-    """Substitute `{{ .Values.a.b }}`; any other template action is an error, never executed."""
+    """Substitute `{{ .Values.a.b }}`; any other template action is an error, never executed.
+
+    values None only checks the syntax (every `{{ }}` is a `.Values` reference, none left open).
+    """
     def replace(match):
         expression = match.group(1)
         ref = VALUE_REF.match(expression)
         if not ref:
             raise TemplateError("ErrorRenderingTemplate", f'unsupported template expression "{{{{ {expression} }}}}": only {{{{ .Values.<name> }}}} is allowed')
+        if values is None:
+            return ""
         value = _get_path(values, ref.group(1))
         if value is None:
             raise TemplateError("ErrorRenderingTemplate", f'value "{ref.group(1)}" is not set')
         if isinstance(value, (dict, list)):
             raise TemplateError("ErrorRenderingTemplate", f'value "{ref.group(1)}" is not a scalar')
         return _as_text(value)
-    return PLACEHOLDER.sub(replace, text or "")
+    text = text or ""
+    pieces, last = [], 0
+    for match in PLACEHOLDER.finditer(text):
+        pieces += [_unopened(text[last:match.start()]), replace(match)]
+        last = match.end()
+    pieces.append(_unopened(text[last:]))
+    return "".join(pieces)
+
+
+def _unopened(literal):
+    """Text between placeholders; an action opened and never closed is refused (Go templates would too)."""
+    if "{{" in literal:
+        raise TemplateError("ErrorRenderingTemplate", "unclosed template action: `{{` without a matching `}}`")
+    return literal
 
 
 def render(definition, values):

@@ -33,6 +33,12 @@ def is_admin(user):
     return any(r.get("name") == PLATFORM_ADMIN for r in (user.get("spec") or {}).get("clusterRoles") or [])
 
 
+def _forget(obj):
+    from .. import auth
+
+    auth.forget_user(obj["metadata"]["name"])
+
+
 USERS = register(Kind(
     kind="User",
     plural="users",
@@ -42,6 +48,7 @@ USERS = register(Kind(
     categories=("loft",),
     policy="self-read",
     owner_of=lambda obj: (obj["metadata"]["name"], None),
+    on_written=_forget,
     columns=(
         Column("Display Name", "string", "Name shown in the UI", lambda o: (o.get("spec") or {}).get("displayName") or ""),
         Column("Admin", "boolean", "Platform admin", lambda o: is_admin(o)),
