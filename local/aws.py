@@ -6,29 +6,16 @@ import socket
 import threading
 from pathlib import Path
 
-import yaml
+from infra import cfn
 
 ROOT = Path(__file__).resolve().parent.parent
-INFRA = ROOT / "infra" / "resources.yaml"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Sub, !GetAtt, !Ref) as plain {Fn: value} mappings."""
-
-
-for _tag, _fn in (("!Sub", "Fn::Sub"), ("!GetAtt", "Fn::GetAtt"), ("!Ref", "Ref")):
-    _CfnLoader.add_constructor(_tag, lambda loader, node, fn=_fn: {fn: loader.construct_scalar(node)})
+INFRA = cfn.RESOURCES
+MOTO_ACCOUNT_ID = "123456789012"
 
 
 def infra_resources():
-    with open(INFRA) as f:
-        return yaml.load(f, Loader=_CfnLoader)["Resources"]
-
-
-def _sub(value, stage):
-    if isinstance(value, dict) and "Fn::Sub" in value:
-        return value["Fn::Sub"].replace("${Stage}", stage)
-    return value
+    """The complete resources of infra/resources.yaml (the Chalice patches in it have no Type)."""
+    return cfn.typed_resources(cfn.load(INFRA))
 
 
 def free_port():
@@ -71,16 +58,20 @@ def use_endpoint(endpoint, region="us-east-1"):
 
 
 def create_resources(stage="local"):
-    """Create the tables and queues of infra/resources.yaml, idempotently. Returns their names."""
+    """Create the table, queues and bucket of infra/resources.yaml, idempotently. Returns their names.
+
+    The same properties CloudFormation gets (keys, indexes, TTL, stream, queue timeouts, redrive, versioning);
+    what only matters on AWS (deletion protection, PITR, encryption, IAM, alarms) is left out."""
     import boto3
 
-    dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
+    dynamodb, sqs, s3 = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("s3")
+    variables = {"Stage": stage, "AWS::AccountId": MOTO_ACCOUNT_ID, "AWS::Region": dynamodb.meta.region_name}
     resources = infra_resources()
     names = {}
     for logical, resource in resources.items():
         props = resource["Properties"]
         if resource["Type"] == "AWS::DynamoDB::Table":
-            name = _sub(props["TableName"], stage)
+            name = cfn.sub(props["TableName"], variables)
             names[logical] = name
             if name in dynamodb.list_tables()["TableNames"]:
                 continue
@@ -90,19 +81,31 @@ def create_resources(stage="local"):
             dynamodb.create_table(TableName=name, **args)
             if "TimeToLiveSpecification" in props:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
-    for logical, resource in resources.items():
+    queues = {k: v for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"}
+    # Dead-letter queues first: a redrive policy names its target's ARN.
+    for logical, resource in sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1]["Properties"]):
         props = resource["Properties"]
-        if resource["Type"] == "AWS::SQS::Queue":
-            name = _sub(props["QueueName"], stage)
+        name = cfn.sub(props["QueueName"], variables)
+        names[logical] = name
+        attributes = {k: str(v) for k, v in props.items() if k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")}
+        if "RedrivePolicy" in props:
+            policy = dict(props["RedrivePolicy"])
+            target = policy["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            url = sqs.get_queue_url(QueueName=names[target])["QueueUrl"]
+            policy["deadLetterTargetArn"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            attributes["RedrivePolicy"] = json.dumps(policy)
+        sqs.create_queue(QueueName=name, Attributes=attributes)
+    for logical, resource in resources.items():
+        if resource["Type"] == "AWS::S3::Bucket":
+            props = resource["Properties"]
+            name = cfn.sub(props["BucketName"], variables)
             names[logical] = name
-            attributes = {k: str(v) for k, v in props.items() if k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")}
-            if "RedrivePolicy" in props:
-                policy = dict(props["RedrivePolicy"])
-                target = policy["deadLetterTargetArn"]["Fn::GetAtt"].split(".")[0]
-                url = sqs.get_queue_url(QueueName=names[target])["QueueUrl"]
-                policy["deadLetterTargetArn"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-                attributes["RedrivePolicy"] = json.dumps(policy)
-            sqs.create_queue(QueueName=name, Attributes=attributes)
+            if any(b["Name"] == name for b in s3.list_buckets().get("Buckets", [])):
+                continue
+            region = s3.meta.region_name
+            s3.create_bucket(Bucket=name, **({} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}))
+            if "VersioningConfiguration" in props:
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
     return names
 
 
