@@ -1,7 +1,8 @@
 """Bearer access key -> principal. Keys are `<name>.<secret>`; only SHA-256(secret) is stored and it is
-compared in constant time. The key object is read on every request (one consistent GetItem), so a
-revoked, disabled or expired key is refused at once by every Lambda; only the user it acts as (roles,
-teams) is cached briefly per warm Lambda, and dropped at once in the process that changes the user."""
+compared in constant time. A warm Lambda caches what a key resolved to for AUTH_CACHE_SECONDS (so a
+read costs one DynamoDB call, not three), never past the key's ttl; a change to a key or user drops
+it at once in the process that made it, and every other Lambda follows within the TTL."""
+import hashlib
 import hmac
 import threading
 import time
@@ -10,10 +11,11 @@ from typing import Tuple
 
 from . import config, store
 from .errors import Unauthorized
-from .resources.accesskeys import digest, expired, split_key
+from .resources.accesskeys import digest, expired, seconds_left, split_key
 from .resources.users import is_admin
 
 _users = {}
+_keys = {}
 MAX_CACHED = 10000
 _lock = threading.Lock()
 
@@ -26,38 +28,38 @@ class Principal:
     key_name: str = ""
 
 
-def _user(name):
-    """The user object (cached briefly in a warm Lambda), or None."""
+def _cached(cache, key, load):
+    """load() -> (value, seconds it may be kept); kept per warm Lambda, bounded in size."""
     now = time.monotonic()
     with _lock:
-        hit = _users.get(name)
+        hit = cache.get(key)
     if hit and hit[0] > now:
         return hit[1]
-    obj = store.get("users", "", name)
+    value, seconds = load()
     with _lock:
-        if len(_users) >= MAX_CACHED:
-            _users.clear()
-        _users[name] = (now + config.AUTH_CACHE_SECONDS, obj)
-    return obj
+        if len(cache) >= MAX_CACHED:
+            cache.clear()
+        cache[key] = (now + seconds, value)
+    return value
+
+
+def _user(name):
+    """The user object, or None."""
+    return _cached(_users, name, lambda: (store.get("users", "", name), config.AUTH_CACHE_SECONDS))
 
 
 def _resolve(key):
+    """((key name, user name or None), seconds the answer may be cached)."""
     name, secret = split_key(key)
-    if not name:
-        return None
-    key_obj = store.get("ownedaccesskeys", "", name)
+    refused = ((name, None), config.AUTH_CACHE_SECONDS)
+    key_obj = store.get("ownedaccesskeys", "", name) if name else None
     if key_obj is None:
-        return None
+        return refused
     stored = (key_obj.get("status") or {}).get("keyHash") or ""
-    if not hmac.compare_digest(stored, digest(secret)):
-        return None
     spec = key_obj.get("spec") or {}
-    if spec.get("disabled") or expired(key_obj) or not spec.get("user"):
-        return None
-    user = _user(spec["user"])
-    if user is None:
-        return None
-    return Principal(user=spec["user"], admin=is_admin(user), teams=tuple((user.get("spec") or {}).get("teams") or ()), key_name=name)
+    if not hmac.compare_digest(stored, digest(secret)) or spec.get("disabled") or expired(key_obj) or not spec.get("user"):
+        return refused
+    return (name, spec["user"]), min(config.AUTH_CACHE_SECONDS, seconds_left(key_obj))
 
 
 def authenticate(authorization_header):
@@ -66,10 +68,19 @@ def authenticate(authorization_header):
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("Unauthorized")
-    principal = _resolve(key)
-    if principal is None:
+    name, username = _cached(_keys, hashlib.sha256(key.encode()).hexdigest(), lambda: _resolve(key))
+    user = _user(username) if username else None
+    if user is None:
         raise Unauthorized("Unauthorized")
-    return principal
+    return Principal(user=username, admin=is_admin(user), teams=tuple((user.get("spec") or {}).get("teams") or ()),
+                     key_name=name)
+
+
+def forget_key(name):
+    """Drop what a key resolved to (after it was changed or revoked in this process)."""
+    with _lock:
+        for cache_key in [k for k, (_, (key_name, _)) in _keys.items() if key_name == name]:
+            del _keys[cache_key]
 
 
 def forget_user(user):

@@ -45,12 +45,17 @@ def split_key(key):
     return (name, secret) if dot and name and secret else (None, None)
 
 
-def expired(key_obj, now=None):
+def seconds_left(key_obj, now=None):
+    """Seconds until the key's ttl runs out (infinity without a ttl; negative once expired)."""
     ttl = (key_obj.get("spec") or {}).get("ttl")
     if not ttl:
-        return False
+        return float("inf")
     created = datetime.strptime(key_obj["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    return ((now or datetime.now(timezone.utc)) - created).total_seconds() > ttl
+    return ttl - ((now or datetime.now(timezone.utc)) - created).total_seconds()
+
+
+def expired(key_obj, now=None):
+    return seconds_left(key_obj, now) < 0
 
 
 def _admit(new, old, principal):
@@ -72,6 +77,12 @@ def _admit(new, old, principal):
                       [{"reason": "FieldValueInvalid", "field": "spec.user", "message": "Invalid value: field is immutable"}])
 
 
+def _forget(obj):
+    from .. import auth
+
+    auth.forget_key(obj["metadata"]["name"])
+
+
 ACCESS_KEYS = register(Kind(
     kind="OwnedAccessKey",
     plural="ownedaccesskeys",
@@ -83,6 +94,7 @@ ACCESS_KEYS = register(Kind(
     policy="self",
     write_only=(("spec", "key"),),
     owner_of=lambda obj: ((obj.get("spec") or {}).get("user"), None),
+    on_written=_forget,
     columns=(
         Column("User", "string", "User the key acts as", lambda o: (o.get("spec") or {}).get("user") or ""),
         Column("Disabled", "boolean", "Refused when true", lambda o: bool((o.get("spec") or {}).get("disabled"))),
