@@ -11,7 +11,7 @@ import time
 from pydantic import ValidationError
 
 from . import config, jobs, store
-from .errors import AlreadyExists, BadRequest, Conflict, NotFound, invalid, not_found
+from .errors import AlreadyExists, BadRequest, Conflict, invalid, not_found
 from .resources.meta import SERVER_OWNED, label_problems, name_problems, new_uid, now_iso
 
 # Writes without a resourceVersion (patches, deletes) retry a lost race on the fresh object. Each

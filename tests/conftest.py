@@ -7,6 +7,7 @@ import ssl
 import subprocess
 import sys
 import time
+import uuid
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -119,3 +120,42 @@ def namespace(stack, request):
     created = stack.request("POST", API + "/projects", {"metadata": {"name": project}})
     assert created.status == 201, created.body
     return f"loft-p-{project}"
+
+
+@pytest.fixture
+def ns(namespace):
+    """The short name the kubectl and client tests use for their project namespace."""
+    return namespace
+
+
+def suffix():
+    return uuid.uuid4().hex[:6]
+
+
+def ok(answer, code=None):
+    """The JSON body of a successful answer (of exactly `code` when given)."""
+    assert (answer.status == code) if code else (200 <= answer.status < 300), (answer.status, answer.body[:2000])
+    return answer.json()
+
+
+def status(answer, code, reason):
+    """The body of a Kubernetes Status failure with this code and reason."""
+    assert answer.status == code, (answer.status, answer.body[:2000])
+    body = answer.json()
+    assert (body["kind"], body["status"], body["code"], body["reason"]) == ("Status", "Failure", code, reason), body
+    return body
+
+
+def seed_commands(program):
+    """Every `program` command line of the seed's API page, with its backslash continuations, in page order."""
+    lines = (SPEC / "virtualclusterinstance-api.txt").read_text().splitlines()
+    commands, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith(program + " "):
+            command = [lines[i]]
+            while command[-1].rstrip().endswith("\\"):
+                i += 1
+                command.append(lines[i])
+            commands.append("\n".join(command))
+        i += 1
+    return commands

@@ -3,31 +3,20 @@ is kept, and a revoked, disabled or expired key is refused on the very next requ
 import hashlib
 import json
 import time
-import uuid
 
 import pytest
 
-from conftest import API
+from conftest import API, ok, status, suffix
 
 KEYS = f"{API}/ownedaccesskeys"
 USERS = f"{API}/users"
 MERGE = "application/merge-patch+json"
 
 
-def suffix():
-    return uuid.uuid4().hex[:6]
 
 
-def ok(answer, code=None):
-    assert (answer.status == code) if code else (200 <= answer.status < 300), (answer.status, answer.body[:2000])
-    return answer.json()
 
 
-def status(answer, code, reason):
-    assert answer.status == code, (answer.status, answer.body[:2000])
-    body = answer.json()
-    assert (body["kind"], body["status"], body["code"], body["reason"]) == ("Status", "Failure", code, reason), body
-    return body
 
 
 def make_user(stack, name, **spec):

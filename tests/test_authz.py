@@ -6,12 +6,11 @@ another project in any response body. Then the rules of instance admission that 
 owner, project membership, allowed templates and clusters, quotas.
 """
 import json
-import uuid
 from dataclasses import dataclass, field
 
 import pytest
 
-from conftest import API
+from conftest import API, ok, suffix
 
 VCI = "virtualclusterinstances"
 MERGE = "application/merge-patch+json"
@@ -19,13 +18,8 @@ ADMIN_ROLE = "loft-management-admin"
 PADMIN, PUSER, PVIEWER = "loft-management-project-admin", "loft-management-project-user", "loft-management-project-viewer"
 
 
-def suffix():
-    return uuid.uuid4().hex[:6]
 
 
-def ok(answer, code=None):
-    assert (answer.status == code) if code else (200 <= answer.status < 300), (answer.status, answer.body[:2000])
-    return answer.json()
 
 
 def make_user(stack, name, admin=False, teams=None):

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import API, SPEC
+from conftest import API, SPEC, seed_commands
 
 KUBECTL = "/usr/bin/kubectl"
 BINARIES = Path("/usr/lib/google-cloud-sdk/bin")
@@ -94,13 +94,6 @@ def kubectl(stack, tmp_path_factory):
     return Kubectl(KUBECTL, tmp_path_factory.mktemp("kubectl-home"), stack.kubeconfig)
 
 
-@pytest.fixture
-def ns(stack, namespace):
-    """A namespace of its own, with the project that owns it (instances live only in project namespaces)."""
-    answer = stack.request("POST", f"{API}/projects", {"apiVersion": f"{GROUP}/v1", "kind": "Project",
-                                                       "metadata": {"name": namespace[len("loft-p-"):]}})
-    assert answer.status in (201, 409), answer.body
-    return namespace
 
 
 def manifest(name, namespace=None, labels=None, display="my-display-name", **meta):
@@ -221,28 +214,15 @@ def complete_deletion(stack, process, namespace, name, timeout=30, worker_grace=
 
 # --- The seed's kubectl commands, verbatim --------------------------------------------------------
 
-def seed_kubectl_commands():
-    """Every kubectl command line of the page (with its backslash continuations), in page order."""
-    lines = (SPEC / "virtualclusterinstance-api.txt").read_text().splitlines()
-    commands, i = [], 0
-    while i < len(lines):
-        if lines[i].startswith("kubectl "):
-            command = [lines[i]]
-            while command[-1].rstrip().endswith("\\"):
-                i += 1
-                command.append(lines[i])
-            commands.append("\n".join(command))
-        i += 1
-    return commands
 
 
 def test_seed_lists_six_kubectl_commands():
-    verbs = [command.split()[1] for command in seed_kubectl_commands()]
+    verbs = [command.split()[1] for command in seed_commands("kubectl")]
     assert verbs == ["get", "get", "create", "edit", "patch", "delete"]
 
 
 def test_seed_commands_verbatim(stack, kubectl, tmp_path):
-    get_list, get_one, create, edit, patch, delete = seed_kubectl_commands()
+    get_list, get_one, create, edit, patch, delete = seed_commands("kubectl")
     shutil.copy(SPEC / "object.yaml", tmp_path / "object.yaml")
     editor = tmp_path / "editor.sh"
     editor.write_text('#!/bin/sh\nsed -i "s/displayName: my-display-name/displayName: my-edited-name/" "$1"\n')

@@ -11,7 +11,7 @@ from kubernetes import client, config, watch
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
-from conftest import API, SPEC
+from conftest import SPEC
 
 GROUP, VERSION, PLURAL = "management.loft.sh", "v1", "virtualclusterinstances"
 HOLD = "test.loft.sh/hold"
@@ -35,12 +35,6 @@ def custom(api_client):
     return client.CustomObjectsApi(api_client)
 
 
-@pytest.fixture
-def ns(stack, namespace):
-    answer = stack.request("POST", f"{API}/projects", {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Project",
-                                                       "metadata": {"name": namespace[len("loft-p-"):]}})
-    assert answer.status in (201, 409), answer.body
-    return namespace
 
 
 def manifest(name, labels=None, finalizers=None):

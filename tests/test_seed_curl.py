@@ -21,7 +21,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import SPEC, start_stack, stop_stack
+from conftest import SPEC, seed_commands, start_stack, stop_stack
 
 SEED = SPEC / "virtualclusterinstance-api.txt"
 OBJECT_YAML = SPEC / "object.yaml"
@@ -51,29 +51,14 @@ status: {}
 """
 
 
-def seed_curl_commands():
-    """Every curl command of the page: the `curl` line and its backslash continuations."""
-    lines = SEED.read_text().splitlines()
-    commands, i = [], 0
-    while i < len(lines):
-        if lines[i].startswith("curl "):
-            command = [lines[i]]
-            while command[-1].rstrip().endswith("\\"):
-                i += 1
-                command.append(lines[i])
-            commands.append("\n".join(command))
-        i += 1
-    return commands
-
-
 def _verb(command):
     return re.search(r"-X (\w+)", command).group(1)
 
 
-def seed_commands():
+def curl_by_verb():
     """{list, get, create, update, patch, delete: command}, told apart by method and URL."""
     found = {}
-    for command in seed_curl_commands():
+    for command in seed_commands("curl"):
         verb = _verb(command)
         if verb == "GET":
             key = "get" if command.split('"')[1].endswith("/virtualclusterinstances/my-virtual-cluster") else "list"
@@ -85,7 +70,7 @@ def seed_commands():
 
 
 def test_the_seed_has_the_six_curl_commands():
-    commands = seed_commands()
+    commands = curl_by_verb()
     assert sorted(commands) == ["create", "delete", "get", "list", "patch", "update"]
     assert all("--insecure" in c and "Bearer $ACCESS_KEY" in c and "https://$LOFT_DOMAIN/" in c for c in commands.values())
 
@@ -128,7 +113,7 @@ def assert_status(body, code, reason):
 
 def test_seed_curl_commands_verbatim(seed_stack, tmp_path):
     assert shutil.which("curl", path="/usr/local/bin:/usr/bin:/bin"), "the seed's commands need curl"
-    commands = seed_commands()
+    commands = curl_by_verb()
     shell = Shell(seed_stack, tmp_path)
     object_yaml = tmp_path / "object.yaml"
     object_yaml.write_text(OBJECT_YAML.read_text())

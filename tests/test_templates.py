@@ -3,32 +3,21 @@
 `{{ .Values.x }}` and nothing else (unit tests of the pure functions first, then the running stack)."""
 import builtins
 import json
-import uuid
 
 import pytest
 
 from chalicelib.resources.templates import TemplateError, check_parameters, render, render_text, resolve_version
-from conftest import API
+from conftest import API, ok, status, suffix
 
 TPL = f"{API}/virtualclustertemplates"
 VCI = "virtualclusterinstances"
 MERGE = "application/merge-patch+json"
 
 
-def suffix():
-    return uuid.uuid4().hex[:6]
 
 
-def ok(answer, code=None):
-    assert (answer.status == code) if code else (200 <= answer.status < 300), (answer.status, answer.body[:2000])
-    return answer.json()
 
 
-def status(answer, code, reason):
-    assert answer.status == code, (answer.status, answer.body[:2000])
-    body = answer.json()
-    assert (body["kind"], body["status"], body["code"], body["reason"]) == ("Status", "Failure", code, reason), body
-    return body
 
 
 def fields(answer):
