@@ -14,3 +14,8 @@ class TemporaryError(WorkerError):
 
 class PermanentError(WorkerError):
     pass
+
+
+class AlreadyExists(TemporaryError):
+    """A create lost to an object of the same name (a concurrent delivery, or our own create whose
+    answer was lost): the caller reads the object and carries on; alone it is a temporary error."""

@@ -2,6 +2,8 @@
 import hashlib
 import json
 
+import yaml
+
 from .. import safeyaml
 from ..resources.projects import project_of
 from ..resources.templates import TemplateError, render
@@ -72,6 +74,9 @@ def desired(instance, definition, values, replicas):
         raise PermanentError("ErrorRenderingTemplate", f"template does not render to valid YAML: {safeyaml.first_line(e)}") from e
     if not isinstance(chart_values, dict):
         raise PermanentError("ErrorRenderingTemplate", "helmRelease.values must render to a YAML mapping")
+    config_yaml = yaml.safe_dump(chart_values, sort_keys=True, default_flow_style=False)
+    # Helm's checksum/config idiom: new values roll the vcluster's pod, which reads them only at start.
+    checksum = hashlib.sha256(config_yaml.encode()).hexdigest()
     app = {**labels, "app": "vcluster", "release": release}
     selector = {"app": "vcluster", "release": release}
     objects = [
@@ -83,7 +88,7 @@ def desired(instance, definition, values, replicas):
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": release},
          "subjects": [{"kind": "ServiceAccount", "name": f"vc-{release}", "namespace": ns}]},
         {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(f"vc-config-{release}", ns, labels), "type": "Opaque",
-         "stringData": {"config.yaml": json.dumps(chart_values, sort_keys=True)}},
+         "stringData": {"config.yaml": config_yaml}},
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(release, ns, app, {"vcluster.loft.sh/service": "true"}),
          "spec": {"type": "ClusterIP", "selector": selector,
                   "ports": [{"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]}},
@@ -92,7 +97,7 @@ def desired(instance, definition, values, replicas):
                   "ports": [{"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]}},
         {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(release, ns, app),
          "spec": {"replicas": replicas, "serviceName": f"{release}-headless", "selector": {"matchLabels": selector},
-                  "template": {"metadata": {"labels": app},
+                  "template": {"metadata": {"labels": app, "annotations": {"checksum/config": checksum}},
                                "spec": {"serviceAccountName": f"vc-{release}",
                                         "containers": [{"name": "syncer", "image": VCLUSTER_IMAGE,
                                                         "args": ["--config=/var/lib/vcluster/config.yaml"],

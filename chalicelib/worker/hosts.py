@@ -7,9 +7,14 @@ import threading
 import time
 
 from .. import config
-from .errors import PermanentError, TemporaryError
+from .errors import AlreadyExists, PermanentError, TemporaryError
 
 EKS_TOKEN_SECONDS = 15 * 60
+# A failed request is retried in place this many times (5xx, 429, dropped connections), with a short
+# backoff that honours Retry-After: one flaky call must not cost the whole job a redelivery.
+REQUEST_RETRIES = 4
+RETRY_BASE_SECONDS = 0.05
+RETRY_AFTER_CAP_SECONDS = 2.0
 REFRESH_BEFORE_SECONDS = 5 * 60
 _clients = {}
 _lock = threading.Lock()
@@ -89,7 +94,20 @@ class Host:
         self.calls = 0
 
     def request(self, method, path, body=None, content_type="application/json", query=None):
-        """The decoded answer, or None for 404. Raises TemporaryError/PermanentError otherwise."""
+        """The decoded answer, or None for 404. Raises TemporaryError/PermanentError otherwise.
+
+        Every request the worker makes is idempotent (GET, create-if-missing, merge patch, delete),
+        so transient failures are retried here; a create retried after its answer was lost comes
+        back as AlreadyExists, which apply() turns into a read."""
+        for retry in range(REQUEST_RETRIES + 1):
+            try:
+                return self._once(method, path, body, content_type, query)
+            except _Transient as e:
+                if retry == REQUEST_RETRIES:
+                    raise e.error from e.__cause__
+                time.sleep(min(RETRY_AFTER_CAP_SECONDS, e.retry_after or RETRY_BASE_SECONDS * (2 ** retry)))
+
+    def _once(self, method, path, body, content_type, query):
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -105,11 +123,38 @@ class Host:
         except ApiException as e:
             if e.status == 404:
                 return None
-            if e.status in (409, 429) or e.status >= 500:
+            if e.status == 409 and _reason(e) == "AlreadyExists":
+                raise AlreadyExists("AlreadyExists", f"{method} {path}: {_message(e)}") from e
+            if e.status == 409:  # a resourceVersion conflict: the next delivery re-reads
                 raise TemporaryError("HostError", f"{method} {path}: {e.status} {e.reason}") from e
+            if e.status == 429 or e.status >= 500:
+                raise _Transient(TemporaryError("HostError", f"{method} {path}: {e.status} {e.reason}"),
+                                 _retry_after(e)) from e
             raise PermanentError("HostRejected", f"{method} {path}: {e.status} {_message(e)}") from e
         except (HTTPError, OSError) as e:
-            raise TemporaryError("HostUnreachable", f"{method} {path}: {e.__class__.__name__}") from e
+            raise _Transient(TemporaryError("HostUnreachable", f"{method} {path}: {e.__class__.__name__}")) from e
+
+
+class _Transient(Exception):
+    """Internal: a failure worth retrying in place; carries the TemporaryError to raise at the end."""
+
+    def __init__(self, error, retry_after=None):
+        super().__init__(error.message)
+        self.error, self.retry_after = error, retry_after
+
+
+def _retry_after(error):
+    try:
+        return float((error.headers or {}).get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason(error):
+    try:
+        return json.loads(error.body).get("reason")
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _message(error):

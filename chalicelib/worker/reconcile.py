@@ -14,7 +14,7 @@ from ..resources.instances import INSTANCES, resolve_template
 from ..resources.meta import now_iso
 from ..resources.templates import TemplateError, check_parameters
 from . import hostobjects
-from .errors import PermanentError, TemporaryError
+from .errors import AlreadyExists, PermanentError, TemporaryError
 from .hosts import Host
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ WORKER = Principal(user="system:worker", admin=True)
 FINALIZER = "loft.sh/cleanup"
 SLEEP_FORCE = "sleepmode.loft.sh/force"
 SLEEPING_SINCE = "sleepmode.loft.sh/sleeping-since"
+# PermanentError reasons that belong to TemplateResolved (NOTES.md), not to VirtualClusterDeployed.
+TEMPLATE_REASONS = ("TemplateNotFound", "VersionError", "VersionNotFound", "ErrorSyncingParameters", "ErrorRenderingTemplate")
 
 
 def backoff(attempt):
@@ -91,7 +93,12 @@ def apply(host, obj):
     path = hostobjects.object_path(obj)
     live = host.request("GET", path)
     if live is None:
-        return host.request("POST", hostobjects.collection_path(obj["kind"], obj["metadata"].get("namespace")), obj)
+        try:
+            return host.request("POST", hostobjects.collection_path(obj["kind"], obj["metadata"].get("namespace")), obj)
+        except AlreadyExists:  # a concurrent delivery, or our own create whose answer was lost
+            live = host.request("GET", path)
+            if live is None:
+                raise
     if obj["kind"] == "Namespace" and (live.get("status") or {}).get("phase") == "Terminating":
         raise TemporaryError("NamespaceTerminating", f'host namespace {obj["metadata"]["name"]} is still terminating')
     wanted = _as_stored(obj)
@@ -121,6 +128,16 @@ def _sleeping(instance):
     return annotations.get(SLEEP_FORCE) == "true" or bool(annotations.get(SLEEPING_SINCE))
 
 
+def _rolled_out(statefulset, replicas):
+    """The controller has seen the latest spec and every replica runs it (0 ready when asleep)."""
+    meta, status = statefulset["metadata"], statefulset.get("status") or {}
+    if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
+        return False
+    if replicas == 0:
+        return (status.get("readyReplicas") or 0) == 0 and (status.get("replicas") or 0) == 0
+    return (status.get("readyReplicas") or 0) >= replicas and (status.get("updatedReplicas") or 0) >= replicas
+
+
 def _save_kubeconfig(instance, secret, status):
     """Copy the vcluster's kubeconfig for the API (only on the way to Ready: no write when converged)."""
     config_b64 = (secret.get("data") or {}).get("config")
@@ -145,10 +162,15 @@ def provision(instance, attempt):
     status = instance.get("status") or {}
     host = Host(spec["clusterRef"]["cluster"])
     ns, release = spec["clusterRef"]["namespace"], spec["clusterRef"].get("virtualCluster") or meta["name"]
-    statefulset = host.request("GET", f"/apis/apps/v1/namespaces/{ns}/statefulsets/{release}")
-    converged = status.get("deployHash") == digest and status.get("observedGeneration") == meta.get("generation")
+    converged = status.get("deployHash") == digest and status.get("observedGeneration") == meta.get("generation") \
+        and status.get("phase") != "Failed"
+    statefulset = None
+    if converged:  # the no-op path: the namespace (deleted by hand?) and the StatefulSet, nothing else
+        namespace = host.request("GET", f"/api/v1/namespaces/{ns}")
+        if namespace is not None and (namespace.get("status") or {}).get("phase") != "Terminating":
+            statefulset = host.request("GET", f"/apis/apps/v1/namespaces/{ns}/statefulsets/{release}")
     service_uid = status.get("serviceUID")
-    if statefulset is None or not converged:
+    if statefulset is None:
         for obj in wanted:
             live = apply(host, obj)
             if obj["kind"] == "Service" and obj["metadata"]["name"] == release:
@@ -156,12 +178,12 @@ def provision(instance, attempt):
             if obj["kind"] == "StatefulSet":
                 statefulset = live
         prune(host, instance, wanted)
-    ready_replicas = ((statefulset or {}).get("status") or {}).get("readyReplicas") or 0
-    secret = host.request("GET", f"/api/v1/namespaces/{ns}/secrets/vc-{release}") if ready_replicas else None
+    rolled_out = _rolled_out(statefulset, 0 if sleeping else 1)
+    secret = host.request("GET", f"/api/v1/namespaces/{ns}/secrets/vc-{release}") if rolled_out and not sleeping else None
     if sleeping:
-        phase, reason, message = ("Sleeping", "Sleeping", "scaled to zero by sleep mode") if ready_replicas == 0 \
+        phase, reason, message = ("Sleeping", "Sleeping", "scaled to zero by sleep mode") if rolled_out \
             else ("Pending", "GoingToSleep", "waiting for the vcluster to scale down")
-    elif ready_replicas >= 1 and secret is not None:
+    elif rolled_out and secret is not None:
         phase, reason, message = "Ready", "", ""
         _save_kubeconfig(instance, secret, status)
     else:
@@ -185,7 +207,7 @@ def provision(instance, attempt):
     return None if phase in ("Ready", "Sleeping") else backoff(attempt)
 
 
-def teardown(instance):
+def teardown(instance, attempt=0):
     """Delete what the worker created, wait until it is gone, then release the finalizer."""
     meta, spec = instance["metadata"], instance["spec"]
     ref = spec.get("clusterRef") or {}
@@ -197,7 +219,7 @@ def teardown(instance):
             if labels.get(hostobjects.INSTANCE_NAME) == meta["name"] and labels.get(hostobjects.INSTANCE_NAMESPACE) == meta["namespace"]:
                 if (namespace.get("status") or {}).get("phase") != "Terminating":
                     host.request("DELETE", f'/api/v1/namespaces/{ref["namespace"]}')
-                return 1
+                return backoff(attempt)
             prune(host, instance, [])
     kubeconfigs.forget(instance)
 
@@ -220,10 +242,11 @@ def handle(job):
         return None
     try:
         if instance["metadata"].get("deletionTimestamp"):
-            return teardown(instance)
+            return teardown(instance, job["attempt"])
         return provision(instance, job["attempt"])
     except PermanentError as e:
-        fail(instance, e.reason, e.message)
+        fail(instance, e.reason, e.message,
+             condition="TemplateResolved" if e.reason in TEMPLATE_REASONS else "VirtualClusterDeployed")
         return None
 
 
@@ -243,5 +266,11 @@ def process(job):
         jobs.enqueue(job["kind"], job["namespace"], job["name"], job["reason"], delay_seconds=backoff(failures),
                      attempt=job["attempt"], failures=failures)
         return
-    if delay is not None:
-        jobs.enqueue(job["kind"], job["namespace"], job["name"], job["reason"], delay_seconds=delay, attempt=job["attempt"] + 1)
+    if delay is None:
+        return
+    if sum(int(backoff(a)) for a in range(job["attempt"] + 1)) >= config.STUCK_SECONDS:  # whole seconds, as SQS waits
+        # Polled for STUCK_SECONDS: stop here and leave it to the sweep, which re-enqueues instances
+        # stuck that long. Polling on forever, every sweep would add one more endless chain.
+        log.info("%s/%s still not there after %d looks; the sweep takes over", job["namespace"], job["name"], job["attempt"] + 1)
+        return
+    jobs.enqueue(job["kind"], job["namespace"], job["name"], job["reason"], delay_seconds=delay, attempt=job["attempt"] + 1)

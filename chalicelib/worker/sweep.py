@@ -36,18 +36,37 @@ def _seconds(annotations, key):
         return 0
 
 
+# Failed for these reasons means the worker gave up on a host that misbehaved, not on a bad spec:
+# the sweep tries again after STUCK_SECONDS. Permanent failures (bad template, host rejected an
+# object) stay Failed until the spec changes.
+TEMPORARY_REASONS = ("HostError", "HostUnreachable", "ClusterNotReady", "NamespaceTerminating", "AlreadyExists")
+
+
 def _stuck(instance, now):
     status = instance.get("status") or {}
-    if status.get("phase") not in (None, "", "Pending"):
+    retryable = status.get("phase") == "Failed" and status.get("reason") in TEMPORARY_REASONS
+    if status.get("phase") not in (None, "", "Pending") and not retryable:
         return False
     times = [_epoch(c["lastTransitionTime"]) for c in status.get("conditions") or [] if c.get("lastTransitionTime")]
     since = max(times) if times else _epoch(instance["metadata"]["creationTimestamp"])
     return now - since > config.STUCK_SECONDS
 
 
+def _quiet(instance, now):
+    """Unchanged for STUCK_SECONDS: its own job (sent with the write) had time to run. resourceVersion
+    is a microsecond clock, so it dates the last write without another attribute."""
+    try:
+        return now - int(instance["metadata"]["resourceVersion"]) / 1e6 > config.STUCK_SECONDS
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 def needs_work(instance, now):
+    """Deleting, or a generation the worker never saw, and quiet since; or stuck. Not every lagging
+    object: a fresh one has its job in flight, and a second delivery would only race it."""
     meta, status = instance["metadata"], instance.get("status") or {}
-    return bool(meta.get("deletionTimestamp")) or status.get("observedGeneration") != meta.get("generation") or _stuck(instance, now)
+    lagging = bool(meta.get("deletionTimestamp")) or status.get("observedGeneration") != meta.get("generation")
+    return lagging and _quiet(instance, now) or _stuck(instance, now)
 
 
 def _sleep(instance, now):
