@@ -88,13 +88,14 @@ def _as_stored(obj):
     return obj
 
 
-def apply(host, obj):
-    """Create, or merge-patch only what drifted. Returns the live object."""
+def apply(host, obj, absent=False):
+    """Create, or merge-patch only what drifted. Returns (the live object, whether this call created it).
+    absent: the object cannot exist (its namespace was just created), so create without a read first."""
     path = hostobjects.object_path(obj)
-    live = host.request("GET", path)
+    live = None if absent else host.request("GET", path)
     if live is None:
         try:
-            return host.request("POST", hostobjects.collection_path(obj["kind"], obj["metadata"].get("namespace")), obj)
+            return host.request("POST", hostobjects.collection_path(obj["kind"], obj["metadata"].get("namespace")), obj), True
         except AlreadyExists:  # a concurrent delivery, or our own create whose answer was lost
             live = host.request("GET", path)
             if live is None:
@@ -105,8 +106,8 @@ def apply(host, obj):
     fields = {k: v for k, v in wanted.items() if k not in ("apiVersion", "kind", "metadata")}
     labels = wanted["metadata"].get("labels") or {}
     if _subset(fields, live) and _subset(labels, live["metadata"].get("labels") or {}):
-        return live
-    return host.request("PATCH", path, {"metadata": {"labels": labels}, **fields}, "application/merge-patch+json")
+        return live, False
+    return host.request("PATCH", path, {"metadata": {"labels": labels}, **fields}, "application/merge-patch+json"), False
 
 
 def prune(host, instance, wanted):
@@ -171,13 +172,16 @@ def provision(instance, attempt):
             statefulset = host.request("GET", f"/apis/apps/v1/namespaces/{ns}/statefulsets/{release}")
     service_uid = status.get("serviceUID")
     if statefulset is None:
+        fresh = False  # this pass created the namespace: it is empty, so no reads before creates, nothing to prune
         for obj in wanted:
-            live = apply(host, obj)
+            live, created = apply(host, obj, absent=fresh)
+            fresh = fresh or (created and obj["kind"] == "Namespace")
             if obj["kind"] == "Service" and obj["metadata"]["name"] == release:
                 service_uid = live["metadata"].get("uid")
             if obj["kind"] == "StatefulSet":
                 statefulset = live
-        prune(host, instance, wanted)
+        if not fresh:
+            prune(host, instance, wanted)
     rolled_out = _rolled_out(statefulset, 0 if sleeping else 1)
     secret = host.request("GET", f"/api/v1/namespaces/{ns}/secrets/vc-{release}") if rolled_out and not sleeping else None
     if sleeping:
