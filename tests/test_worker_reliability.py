@@ -15,10 +15,16 @@ import uuid
 import pytest
 
 from conftest import API
-from test_worker import (conditions, create, delete, expected_names, get, kubeconfig, ok, patch, project,  # noqa: F401
-                         rig, wait_for, wait_gone, wait_phase)
+from test_worker import (conditions, create, delete, expected_names, get, kubeconfig, ok, patch, project, shared_rig,
+                         wait_for, wait_gone, wait_phase)
 
 TEMPLATE = {"helmRelease": {"values": "sync:\n  toHost:\n    pods:\n      enabled: true\n"}}
+
+
+@pytest.fixture(scope="session")
+def rig(request, tmp_path_factory):
+    """test_worker.py's stack: one for both modules."""
+    return shared_rig(request, tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
