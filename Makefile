@@ -26,7 +26,7 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .local
 
-# Deploying to AWS (docs/deploy.md). `make package STAGE=prod`: dist/prod/sam.yaml + deployment.zip.
+# Deploying to AWS (README: Deploying to AWS). `make package STAGE=prod`: dist/prod/sam.yaml + deployment.zip.
 # `make deploy STAGE=prod ARTIFACT_BUCKET=my-artifacts [HOST_CLUSTER_ARNS=arn,... HOST_CLUSTER_NAME=... ALARM_EMAIL=...]`
 # needs the AWS CLI and credentials; parameters left unset keep their deployed values.
 STAGE ?= dev

@@ -480,7 +480,7 @@ def test_chalice_config_sets_only_variables_the_code_reads():
 
 
 def test_deploy_docs_cover_every_setting():
-    docs = (ROOT / "docs" / "deploy.md").read_text()
+    docs = (ROOT / "README.md").read_text()
     for variable in _config_py_variables() | {"JOBS_QUEUE_URL"}:
         assert f"`{variable}`" in docs, variable
     keys = {k for s in CONFIG["stages"].values() for f in s["lambda_functions"].values() for k in f}
