@@ -12,6 +12,8 @@ WORKER_BACKOFF_BASE_SECONDS = float(os.environ.get("WORKER_BACKOFF_BASE_SECONDS"
 WORKER_BACKOFF_CAP_SECONDS = float(os.environ.get("WORKER_BACKOFF_CAP_SECONDS", "60"))
 # The sweep re-enqueues instances stuck in a non-terminal phase for longer than this.
 STUCK_SECONDS = int(os.environ.get("STUCK_SECONDS", "300"))
+# Every converged instance is checked against its host once per this many minutes (0: never).
+RESYNC_MINUTES = int(os.environ.get("RESYNC_MINUTES", "10"))
 API_PREFIX = "/kubernetes/management"
 GROUP = "management.loft.sh"
 VERSION = "v1"

@@ -5,6 +5,7 @@ harmless, and a standard queue can use per-message DelaySeconds for readiness po
 """
 import json
 import logging
+import math
 
 from . import aws, config
 
@@ -48,7 +49,7 @@ def enqueue(plural, namespace, name, reason, delay_seconds=0, attempt=0, failure
 
     try:
         aws.client("sqs").send_message(QueueUrl=queue_url(), MessageBody=encode(plural, namespace, name, reason, attempt, failures),
-                               DelaySeconds=max(0, min(900, int(delay_seconds))))
+                               DelaySeconds=max(0, min(900, math.ceil(delay_seconds))))
         return True
     except (BotoCoreError, ClientError) as e:
         log.warning("enqueue of %s %s/%s failed (%s); the reconciler will retry", plural, namespace, name, e)

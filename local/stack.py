@@ -40,17 +40,17 @@ class Stack:
         self.access_key = self._bootstrap()
         import app as lambdas  # after the environment points at the local AWS
 
-        cert, key = https.ensure_certificate(self.state_dir)
-        self.server = https.serve(lambdas.app, cert, key, self.port)
-        self._thread(self.server.server.serve_forever, "https")
-        self.snapshots.run_in_background()
-        self._write_kubeconfig()
         self.worker = WorkerLoop(lambdas, names["JobsQueue"], threads=int(os.environ.get("WORKER_THREADS", "2")),
                                  visibility_seconds=int(os.environ.get("LOCAL_VISIBILITY_SECONDS", "30")),
                                  sweep_seconds=float(os.environ.get("SWEEP_SECONDS", "60"))).start()
+        self.snapshots.run_in_background()
+        self._write_kubeconfig()
         (self.state_dir / "stack.json").write_text(json.dumps({
             "aws_endpoint": endpoint, "table": names["ObjectsTable"], "queue": names["JobsQueue"],
             "dlq": names["JobsDeadLetterQueue"], "host_emulator": self.emulator.url if self.emulator else None}))
+        cert, key = https.ensure_certificate(self.state_dir)
+        self.server = https.serve(lambdas.app, cert, key, self.port)
+        self._thread(self.server.server.serve_forever, "https")  # last: /readyz answers once all is up
 
     def _host_cluster(self):
         """HOST_KUBECONFIG (and HOST_CONTEXT) points the worker at a real cluster; else our emulator."""

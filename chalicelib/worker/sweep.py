@@ -3,6 +3,7 @@ queued, so a lost enqueue, a crashed worker or an inactive cluster still converg
 sleep mode's sleep-after and delete-after. Never imports the kubernetes client."""
 import logging
 import time
+import zlib
 from datetime import datetime, timezone
 
 from .. import config, jobs, objects
@@ -69,6 +70,15 @@ def needs_work(instance, now):
     return lagging and _quiet(instance, now) or _stuck(instance, now)
 
 
+def resync_due(instance, now):
+    """Converged instances get a host check every RESYNC_MINUTES (objects deleted or changed by hand
+    on the host come back), spread over the period by uid so no minute gets them all."""
+    period = config.RESYNC_MINUTES
+    if not period or (instance.get("status") or {}).get("phase") not in ("Ready", "Sleeping"):
+        return False
+    return int(now // 60) % period == zlib.crc32(instance["metadata"]["uid"].encode()) % period
+
+
 def _sleep(instance, now):
     def mark(current):
         annotations = current["metadata"].setdefault("annotations", {})
@@ -101,7 +111,7 @@ def run(now=None):
                     continue
             except ApiError as e:
                 log.warning("sleep mode for %s/%s: %s", meta["namespace"], meta["name"], e.message)
-            if needs_work(instance, now) and jobs.enqueue(INSTANCES.plural, meta["namespace"], meta["name"], "sweep"):
+            if (needs_work(instance, now) or resync_due(instance, now)) and jobs.enqueue(INSTANCES.plural, meta["namespace"], meta["name"], "sweep"):
                 counts["enqueued"] += 1
         if not token:
             return counts
