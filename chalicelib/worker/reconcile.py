@@ -1,10 +1,11 @@
 """One job -> the instance's desired host state -> apply what drifted -> honest status.
 
 Level-triggered like controller-runtime: every job re-reads the instance, so duplicate, late and
-reordered deliveries converge to the same result; a converged instance costs two reads, no writes.
+reordered deliveries converge to the same result; a converged instance costs three reads, no writes.
 """
 import base64
 import logging
+import math
 
 from .. import config, jobs, objects, store
 from ..auth import Principal
@@ -272,7 +273,7 @@ def process(job):
         return
     if delay is None:
         return
-    if sum(int(backoff(a)) for a in range(job["attempt"] + 1)) >= config.STUCK_SECONDS:  # whole seconds, as SQS waits
+    if sum(math.ceil(backoff(a)) for a in range(job["attempt"] + 1)) >= config.STUCK_SECONDS:  # whole seconds, as SQS waits
         # Polled for STUCK_SECONDS: stop here and leave it to the sweep, which re-enqueues instances
         # stuck that long. Polling on forever, every sweep would add one more endless chain.
         log.info("%s/%s still not there after %d looks; the sweep takes over", job["namespace"], job["name"], job["attempt"] + 1)
