@@ -4,7 +4,7 @@ import yaml
 MAX_ALIASES = 100
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class BoundedLoader(yaml.SafeLoader):
     aliases = 0
 
     def compose_node(self, parent, index):
@@ -15,9 +15,9 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def load(text):
+def load(text, loader_class=BoundedLoader):
     """Parse one YAML document; raises yaml.YAMLError on bad syntax or excessive aliasing."""
-    loader = _BoundedLoader(text)
+    loader = loader_class(text)
     try:
         return loader.get_single_data()
     finally:

@@ -10,7 +10,7 @@ from typing import Optional
 from pydantic import Field
 
 from .kinds import Column, Kind, register
-from .meta import Model, ObjectMeta
+from .meta import Model, Resource
 
 
 class OwnedAccessKeySpec(Model):
@@ -27,10 +27,7 @@ class OwnedAccessKeyStatus(Model):
     lastActivity: Optional[str] = None
 
 
-class OwnedAccessKey(Model):
-    apiVersion: Optional[str] = None
-    kind: Optional[str] = None
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+class OwnedAccessKey(Resource):
     spec: OwnedAccessKeySpec = Field(default_factory=OwnedAccessKeySpec)
     status: Optional[OwnedAccessKeyStatus] = None
 

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from . import kubeconfigs
 from .kinds import Column, Kind, register
-from .meta import Model, ObjectMeta
+from .meta import Model, Resource
 from .status import Condition
 
 
@@ -70,12 +70,9 @@ class VirtualClusterInstanceStatus(Model):
     online: Optional[bool] = None
 
 
-class VirtualClusterInstance(Model):
+class VirtualClusterInstance(Resource):
     """A virtual cluster: a Kubernetes cluster inside one namespace of a host cluster."""
 
-    apiVersion: Optional[str] = None
-    kind: Optional[str] = None
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: VirtualClusterInstanceSpec = Field(default_factory=VirtualClusterInstanceSpec)
     status: Optional[VirtualClusterInstanceStatus] = None
 

@@ -47,6 +47,14 @@ class ObjectMeta(Model):
     managedFields: Optional[List[dict]] = None
 
 
+class Resource(Model):
+    """Top-level object fields every kind shares; a kind adds its spec and status."""
+
+    apiVersion: Optional[str] = Field(None, description="APIVersion defines the versioned schema of this representation of an object.")
+    kind: Optional[str] = Field(None, description="Kind is a string value representing the REST resource this object represents.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+
 def now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

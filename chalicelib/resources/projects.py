@@ -6,7 +6,7 @@ from pydantic import Field
 from .. import config
 from .instances import UserOrTeam
 from .kinds import Column, Kind, register
-from .meta import Model, ObjectMeta
+from .meta import Model, Resource
 
 PROJECT_ADMIN = "loft-management-project-admin"
 PROJECT_USER = "loft-management-project-user"
@@ -50,12 +50,9 @@ class ProjectSpec(Model):
     quotas: Optional[Quotas] = None
 
 
-class Project(Model):
+class Project(Resource):
     """A tenant: who may do what in its namespace, and with which templates and clusters."""
 
-    apiVersion: Optional[str] = None
-    kind: Optional[str] = None
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: ProjectSpec = Field(default_factory=ProjectSpec)
     status: Optional[dict] = None
 

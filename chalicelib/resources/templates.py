@@ -10,7 +10,7 @@ from pydantic import Field
 
 from .. import safeyaml
 from .kinds import Column, Kind, register
-from .meta import Model, ObjectMeta
+from .meta import Model, Resource
 from .instances import Access, UserOrTeam
 
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
@@ -22,22 +22,14 @@ NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 BUILTIN = "loft"  # .Values.loft.* are the platform's built-in values, not parameters
 
 
-class _ParametersLoader(safeyaml._BoundedLoader):
+class _ParametersLoader(safeyaml.BoundedLoader):
     """Safe YAML where every scalar but null stays the text written: the declared type decides, so
     `version: 1.20` stays "1.20" for a string and `010` is not read as octal."""
 
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag == "tag:yaml.org,2002:null"]
-        for first, resolvers in safeyaml._BoundedLoader.yaml_implicit_resolvers.items()
+        for first, resolvers in safeyaml.BoundedLoader.yaml_implicit_resolvers.items()
     }
-
-
-def _load_parameters(text):
-    loader = _ParametersLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
 
 
 class TemplateError(Exception):
@@ -119,12 +111,9 @@ class VirtualClusterTemplateSpec(Model):
     access: Optional[List[Access]] = None
 
 
-class VirtualClusterTemplate(Model):
+class VirtualClusterTemplate(Resource):
     """A reusable recipe for virtual clusters, with typed parameters and versions."""
 
-    apiVersion: Optional[str] = None
-    kind: Optional[str] = None
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: VirtualClusterTemplateSpec = Field(default_factory=VirtualClusterTemplateSpec)
     status: Optional[dict] = None
 
@@ -287,7 +276,7 @@ def check_parameters(declared, text, field="spec.parameters"):
     naming `spec.parameters.<variable>`.
     """
     try:
-        given = _load_parameters(text) if text and text.strip() else {}
+        given = safeyaml.load(text, _ParametersLoader) if text and text.strip() else {}
     except Exception as e:
         raise TemplateError("ErrorSyncingParameters", f"parameters are not valid YAML: {safeyaml.first_line(e)}",
                             [_cause(field, f"Invalid value: parameters are not valid YAML: {safeyaml.first_line(e)}")]) from e

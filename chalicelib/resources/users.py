@@ -4,7 +4,7 @@ from typing import List, Optional
 from pydantic import Field
 
 from .kinds import Column, Kind, register
-from .meta import Model, ObjectMeta
+from .meta import Model, Resource
 
 PLATFORM_ADMIN = "loft-management-admin"
 
@@ -21,10 +21,7 @@ class UserSpec(Model):
     clusterRoles: Optional[List[ClusterRoleRef]] = Field(None, description="loft-management-admin = platform admin.")
 
 
-class User(Model):
-    apiVersion: Optional[str] = None
-    kind: Optional[str] = None
-    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+class User(Resource):
     spec: UserSpec = Field(default_factory=UserSpec)
     status: Optional[dict] = None
 
