@@ -224,7 +224,7 @@ def test_put_with_stale_resource_version_is_a_conflict(stack, namespace):
 
     second = dict(created, spec={"displayName": "second"})  # still carries the creation's resourceVersion
     body = assert_status(stack.request("PUT", item(namespace, "stale"), second), 409, "Conflict")
-    assert body["message"] == (f'Operation cannot be fulfilled on virtualclusterinstances.management.loft.sh "stale": '
+    assert body["message"] == ('Operation cannot be fulfilled on virtualclusterinstances.management.loft.sh "stale": '
                                "the object has been modified; please apply your changes to the latest version and try again")
     assert body["details"]["name"] == "stale"
     assert get(stack, namespace, "stale") == after_first

@@ -28,9 +28,11 @@ MERGE = "application/merge-patch+json"
 INSTANCE_NAME, INSTANCE_NAMESPACE = "loft.sh/vcluster-instance-name", "loft.sh/vcluster-instance-namespace"
 CONDITIONS = ["TemplateResolved", "VirtualClusterDeployed", "VirtualClusterReady", "VirtualClusterOnline"]
 # The stack's knobs for speed (backoff, visibility timeout, sweep period, stuck threshold) and a small
-# retry budget, so giving up is quick to reach in test_worker_reliability.py.
+# retry budget, so giving up is quick to reach in test_worker_reliability.py. The periodic host check
+# is off here (its own stack tests it), so host request counts depend only on what a test does.
 FAST = {"WORKER_BACKOFF_BASE_SECONDS": "0.2", "WORKER_BACKOFF_CAP_SECONDS": "1", "LOCAL_VISIBILITY_SECONDS": "2",
-        "SWEEP_SECONDS": "1", "STUCK_SECONDS": "2", "WORKER_THREADS": "4", "WORKER_MAX_ATTEMPTS": "3"}
+        "SWEEP_SECONDS": "1", "STUCK_SECONDS": "2", "WORKER_THREADS": "4", "WORKER_MAX_ATTEMPTS": "3",
+        "RESYNC_MINUTES": "0"}
 WRITES = ("create", "update", "patch", "delete", "deletecollection")
 
 

@@ -7,6 +7,8 @@ restarted on the same state directory while the host cluster lives on. Faults ar
 the emulator's HTTP API (/_emulator/faults) and cleared after every test.
 """
 import json
+import urllib.error
+import urllib.request
 import os
 import signal
 import time
@@ -14,8 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import API
-from test_worker import (conditions, create, delete, expected_names, get, kubeconfig, ok, patch, project, shared_rig,
+from conftest import API, start_stack, stop_stack
+from test_worker import (MERGE, VCI, conditions, create, delete, expected_names, get, kubeconfig, ok, patch, project, shared_rig,
                          wait_for, wait_gone, wait_phase)
 
 TEMPLATE = {"helmRelease": {"values": "sync:\n  toHost:\n    pods:\n      enabled: true\n"}}
@@ -149,8 +151,8 @@ def test_worker_killed_mid_provision_finishes_after_restart(rig):
 
 
 def test_host_namespace_deleted_by_hand_comes_back_on_the_next_reconcile(rig):
-    """The next reconcile is what brings it back: here an annotation change through the API. (The sweep
-    reads only the store, never the host: it does not notice a Ready instance's namespace is gone.)"""
+    """The next reconcile brings it back: here an annotation change through the API. (This stack turns the
+    sweep's periodic host check off; test_the_sweeps_host_check_recreates_a_deleted_namespace covers it.)"""
     stack, host = rig.stack, rig.host
     project_name, ns = project(stack)
     host_ns = f"loft-{project_name}-v-phoenix"
@@ -178,8 +180,9 @@ def test_host_namespace_deleted_by_hand_comes_back_on_the_next_reconcile(rig):
 
 
 def test_templates_that_cannot_be_deployed_fail_once(rig):
-    """Phase Failed with a reason and message, and no retry loop: no host write afterwards, and the
-    status is not rewritten by later sweeps."""
+    """A template that cannot render is refused when an instance is created (422). One edited into
+    that state later fails its instances: phase Failed with a reason and message, and no retry loop:
+    no host write afterwards, and the status is not rewritten by later sweeps."""
     stack, host = rig.stack, rig.host
     project_name, ns = project(stack)
     suffix = uuid.uuid4().hex[:6]
@@ -189,9 +192,16 @@ def test_templates_that_cannot_be_deployed_fail_once(rig):
         "bad-yaml": {"helmRelease": {"values": "sync: [unclosed\n"}},
     }
     for name, definition in bad.items():
+        template = f"{API}/virtualclustertemplates/{name}-{suffix}"
         ok(stack.request("POST", API + "/virtualclustertemplates", {
-            "metadata": {"name": f"{name}-{suffix}"}, "spec": {"template": definition}}), 201)
+            "metadata": {"name": f"{name}-{suffix}"}, "spec": {"template": TEMPLATE}}), 201)
         create(stack, ns, name, templateRef={"name": f"{name}-{suffix}"})
+        wait_phase(stack, ns, name, "Ready")
+        ok(stack.request("PATCH", template, json.dumps({"spec": {"template": definition}}), content_type=MERGE), 200)
+        refused = stack.request("POST", f"{API}/namespaces/{ns}/{VCI}", {"metadata": {"name": f"{name}-new"},
+                                                                         "spec": {"templateRef": {"name": f"{name}-{suffix}"}}})
+        assert refused.status == 422 and b"ErrorRenderingTemplate" in refused.body, refused.body
+        patch(stack, ns, name, {"metadata": {"annotations": {"touch": "1"}}})  # the next reconcile meets the edit
     # The host refuses an object (422 Invalid): a permanent error too, after a partial apply.
     create(stack, ns, "rejected", template={"spaceTemplate": {"objects": "apiVersion: v1\nkind: ConfigMap\n"
                                                                      "metadata:\n  name: cfg\ndata:\n  'bad key!': x\n"}})
@@ -202,7 +212,6 @@ def test_templates_that_cannot_be_deployed_fail_once(rig):
         condition = conditions(failed[name])["TemplateResolved"]
         assert (condition["status"], condition["reason"], condition["severity"]) == ("False", "ErrorRenderingTemplate", "Error")
         assert status["observedGeneration"] == 1
-        assert host.namespace(f"loft-{project_name}-v-{name}") is None  # nothing was deployed
     assert "YAML mapping" in failed["list-values"]["status"]["message"]
     assert "spaceTemplate.objects" in failed["bad-kind"]["status"]["message"]
     assert "valid YAML" in failed["bad-yaml"]["status"]["message"]
@@ -366,3 +375,29 @@ def test_partial_batch_response_reports_only_the_failed_record(rig, in_process):
     finally:
         rig.dynamodb.delete_item(TableName=rig.info["table"], Key={
             "pk": {"S": f"virtualclusterinstances#{poison_ns}"}, "sk": {"S": "broken"}})
+
+
+def test_the_sweeps_host_check_recreates_a_deleted_namespace(tmp_path):
+    """With RESYNC_MINUTES=1 every sweep checks converged instances against the host: a host namespace
+    deleted by hand comes back with no API call at all."""
+    stack = start_stack(tmp_path, env={"SWEEP_SECONDS": "1", "RESYNC_MINUTES": "1", "STUCK_SECONDS": "2",
+                                       "WORKER_BACKOFF_BASE_SECONDS": "0.2", "WORKER_BACKOFF_CAP_SECONDS": "1"})
+    try:
+        emulator = json.loads((tmp_path / "stack.json").read_text())["host_emulator"]
+        project_name, ns = project(stack)
+        create(stack, ns, "lazarus", template=TEMPLATE)
+        ready = wait_phase(stack, ns, "lazarus", "Ready")
+        host_ns = f"/api/v1/namespaces/loft-{project_name}-v-lazarus"
+        old_uid = json.load(urllib.request.urlopen(emulator + host_ns))["metadata"]["uid"]
+        urllib.request.urlopen(urllib.request.Request(emulator + host_ns, method="DELETE"))
+
+        def recreated():
+            try:
+                return json.load(urllib.request.urlopen(emulator + host_ns))["metadata"]["uid"] != old_uid
+            except urllib.error.HTTPError:
+                return False
+        wait_for(recreated, 20, what="namespace recreated by the sweep")
+        wait_for(lambda: get(stack, ns, "lazarus")["status"].get("serviceUID") != ready["status"]["serviceUID"]
+                 and get(stack, ns, "lazarus")["status"]["phase"] == "Ready", 20, what="Ready again")
+    finally:
+        stop_stack(stack)

@@ -181,7 +181,7 @@ def _admit(new, old, principal):
     from .. import authz
     from ..errors import Forbidden, invalid
     from .projects import PROJECT_ADMIN, project_of
-    from .templates import TemplateError, builtin_values, check_parameters, render
+    from .templates import TemplateError, check_parameters, render_instance
 
     if old is not None and new["spec"] == old.get("spec"):
         return
@@ -208,14 +208,16 @@ def _admit(new, old, principal):
     if ref_name and allowed and "*" not in allowed and ref_name not in allowed:
         raise Forbidden(f'virtualclusterinstances.management.loft.sh "{name}" is forbidden: project "{project_name}" does not allow template "{ref_name}"')
     causes = _fill_cluster_ref(new, old, project_name, [c["name"] for c in pspec.get("allowedClusters") or []])
-    causes += _inline_template_causes(spec.get("template"))
+    shape = _inline_template_causes(spec.get("template"))
+    causes += shape
     definition = {}
     field = {"TemplateNotFound": "spec.templateRef.name", "VersionError": "spec.templateRef.version",
              "VersionNotFound": "spec.templateRef.version"}
     try:
         _, definition, declared = resolve_template(spec)
         values = check_parameters(declared, spec.get("parameters"))
-        render(definition, {**values, "loft": builtin_values(new)})  # refuse now what could never render
+        if not shape:
+            render_instance(definition, values, new)  # refuse now what the worker could never deploy
     except TemplateError as e:
         causes += e.causes or [_cause(field.get(e.reason) or ("spec.templateRef" if ref_name else "spec.template"),
                                       f"Invalid value: {e.reason}: {e.message}")]

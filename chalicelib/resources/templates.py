@@ -321,6 +321,30 @@ def builtin_values(instance):
             "user": {"name": owner.get("user") or ""}, "team": {"name": owner.get("team") or ""}}
 
 
+# What spaceTemplate.objects may hold: namespaced kinds the worker knows how to apply and prune.
+SPACE_OBJECT_KINDS = ("ServiceAccount", "Secret", "ConfigMap", "Service", "Role", "RoleBinding", "StatefulSet")
+
+
+def render_instance(definition, values, instance):
+    """(rendered template, chart values, spaceTemplate objects) for an instance. Raises TemplateError
+    (ErrorRenderingTemplate) for anything the worker could not deploy, so admission refuses it too."""
+    rendered = render(definition, {**values, "loft": builtin_values(instance)})
+    try:
+        chart_values = safeyaml.load((rendered.get("helmRelease") or {}).get("values") or "") or {}
+        text = (rendered.get("spaceTemplate") or {}).get("objects") or ""
+        space_objects = [o for o in (safeyaml.load(part) for part in text.split("\n---") if part.strip()) if o]
+    except Exception as e:
+        raise TemplateError("ErrorRenderingTemplate", f"template does not render to valid YAML: {safeyaml.first_line(e)}") from e
+    if not isinstance(chart_values, dict):
+        raise TemplateError("ErrorRenderingTemplate", "helmRelease.values must render to a YAML mapping")
+    for obj in space_objects:
+        if not isinstance(obj, dict) or obj.get("kind") not in SPACE_OBJECT_KINDS or not isinstance(obj.get("metadata"), dict) \
+                or not obj["metadata"].get("name"):
+            raise TemplateError("ErrorRenderingTemplate", "spaceTemplate.objects may only hold named "
+                                + ", ".join(SPACE_OBJECT_KINDS) + " objects")
+    return rendered, chart_values, space_objects
+
+
 def render_text(text, values):
     """Substitute `{{ .Values.a.b }}`; any other template action is an error, never executed.
 

@@ -4,9 +4,7 @@ import json
 
 import yaml
 
-from .. import safeyaml
-from ..resources.projects import project_of
-from ..resources.templates import TemplateError, render
+from ..resources.templates import TemplateError, render_instance
 from .errors import PermanentError
 
 INSTANCE_NAME = "loft.sh/vcluster-instance-name"
@@ -42,15 +40,6 @@ def instance_labels(instance):
             MANAGED_BY: MANAGER}
 
 
-def builtins(instance):
-    ref = instance["spec"].get("clusterRef") or {}
-    owner = instance["spec"].get("owner") or {}
-    return {"project": project_of(instance["metadata"]["namespace"]) or "", "name": instance["metadata"]["name"],
-            "cluster": ref.get("cluster", ""), "virtualClusterName": ref.get("virtualCluster", ""),
-            "virtualClusterNamespace": ref.get("namespace", ""),
-            "user": {"name": owner.get("user", "")}, "team": {"name": owner.get("team", "")}}
-
-
 def _meta(name, namespace, labels, extra=None):
     meta = {"name": name, "labels": {**labels, **(extra or {})}}
     if namespace:
@@ -65,15 +54,9 @@ def desired(instance, definition, values, replicas):
     ns, release = ref["namespace"], ref.get("virtualCluster") or name
     labels = instance_labels(instance)
     try:
-        rendered = render(definition, {**values, "loft": builtins(instance)})
-        chart_values = safeyaml.load((rendered.get("helmRelease") or {}).get("values") or "") or {}
-        space_objects = [o for o in _load_all((rendered.get("spaceTemplate") or {}).get("objects") or "") if o]
+        rendered, chart_values, space_objects = render_instance(definition, values, instance)
     except TemplateError as e:
-        raise PermanentError("ErrorRenderingTemplate", e.message) from e
-    except Exception as e:
-        raise PermanentError("ErrorRenderingTemplate", f"template does not render to valid YAML: {safeyaml.first_line(e)}") from e
-    if not isinstance(chart_values, dict):
-        raise PermanentError("ErrorRenderingTemplate", "helmRelease.values must render to a YAML mapping")
+        raise PermanentError(e.reason, e.message) from e
     config_yaml = yaml.safe_dump(chart_values, sort_keys=True, default_flow_style=False)
     # Helm's checksum/config idiom: new values roll the vcluster's pod, which reads them only at start.
     checksum = hashlib.sha256(config_yaml.encode()).hexdigest()
@@ -104,17 +87,9 @@ def desired(instance, definition, values, replicas):
                                                         "ports": [{"containerPort": 8443, "name": "https"}]}]}}}},
     ]
     for extra in space_objects:
-        if not isinstance(extra, dict) or extra.get("kind") not in KINDS or extra["kind"] == "Namespace" \
-                or not (extra.get("metadata") or {}).get("name"):
-            raise PermanentError("ErrorRenderingTemplate", "spaceTemplate.objects may only hold named "
-                                 + ", ".join(k for k in KINDS if k != "Namespace") + " objects")
         extra["metadata"] = {**extra["metadata"], "namespace": ns, "labels": {**(extra["metadata"].get("labels") or {}), **labels}}
         objects.append(extra)
     return objects, rendered
-
-
-def _load_all(text):
-    return [safeyaml.load(part) for part in text.split("\n---") if part.strip()] if text.strip() else []
 
 
 def deploy_hash(objects):
