@@ -275,6 +275,9 @@ def test_table_output(stack, kubectl, ns, tmp_path):
     assert rows[0]["TEMPLATE"] == "my-virtual-cluster-template" and rows[0]["OWNER"] == "my-user"
     assert re.fullmatch(r"\d+s", rows[0]["AGE"]), rows[0]
 
+    one_header, one = table(kubectl("get", RESOURCE, "beta", "-n", ns).ok().out)  # a single object: a server Table too
+    assert one_header == header and [r["NAME"] for r in one] == ["beta"] and one[0]["TEMPLATE"] == "my-virtual-cluster-template"
+
     wide_header, wide_rows = table(kubectl("get", "vci", "-n", ns, "-o", "wide").ok().out)
     assert len(wide_header) > len(header)
     assert [h for h in wide_header if h in header] == header  # the same columns, plus the wide ones

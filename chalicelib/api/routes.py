@@ -189,6 +189,8 @@ def item(request, plural, name, namespace=None):
     if request.method == "GET":
         obj = objects.get(kind, namespace, name)
         precheck(obj)
+        if negotiation.wants_table(request.headers.get("accept", "")):
+            return respond(request, tables.table(kind, [obj], include_object=_query(request).get("includeObject", "Metadata")))
         return respond(request, obj)
     if request.method == "PUT":
         opts = _options(request)
