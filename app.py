@@ -2,12 +2,12 @@
 from chalice import Chalice, Rate
 
 from chalicelib import config
-from chalicelib.api import discovery, routes
+from chalicelib.api import discovery, openapi, routes
 from chalicelib.resources import accesskeys, instances, projects, templates, users  # noqa: F401  (register kinds)
 
 app = Chalice(app_name="loft-serverless")
 app.log.setLevel(config.LOG_LEVEL)
-app.api.binary_types.append(discovery.OPENAPI_V2_PROTOBUF)  # kubectl <= 1.28 accepts /openapi/v2 only as protobuf
+app.api.binary_types.append(openapi.OPENAPI_V2_PROTOBUF)  # kubectl <= 1.28 accepts /openapi/v2 only as protobuf
 
 ALL = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 ANY_BODY = ["*/*"]  # content types are checked by chalicelib.api.negotiation, which answers with a Status
@@ -71,12 +71,12 @@ def openapi_v2():
 
 @route(f"{P}/openapi/v3")
 def openapi_index():
-    return _serve(routes.read_only, discovery.openapi_index)
+    return _serve(routes.read_only, openapi.openapi_index)
 
 
 @route(f"{P}/openapi/v3/apis/{config.GROUP}/{config.VERSION}")
 def openapi_document():
-    return _serve(routes.read_only, discovery.openapi_document)
+    return _serve(routes.read_only, openapi.openapi_document)
 
 
 @route(G + "/namespaces/{namespace}/{plural}")

@@ -14,7 +14,7 @@ from ..errors import ApiError, BadRequest, Forbidden, MethodNotAllowed, NotFound
 from ..resources.kinds import by_plural
 from ..resources.meta import parse_field_selector, parse_label_selector
 from ..resources.projects import project_of
-from . import discovery, negotiation, patches, tables
+from . import discovery, negotiation, openapi, patches, tables
 
 log = logging.getLogger(__name__)
 LIST_MAX = 500
@@ -243,10 +243,10 @@ def openapi_v2(request):
     auth.authenticate(request.headers.get("authorization"))
     if request.method != "GET":
         raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {request.method}")
-    if discovery.OPENAPI_V2_PROTOBUF in (request.headers.get("accept") or ""):
-        return Response(body=discovery.openapi_v2_protobuf(), status_code=200,
+    if openapi.OPENAPI_V2_PROTOBUF in (request.headers.get("accept") or ""):
+        return Response(body=openapi.openapi_v2_protobuf(), status_code=200,
                         headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-cache, private"})
-    return respond(request, discovery.openapi_v2())
+    return respond(request, openapi.openapi_v2())
 
 
 def project_namespace(request, name):
