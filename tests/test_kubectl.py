@@ -618,3 +618,16 @@ def test_kubectl_version_matrix(stack, ns, tmp_path, version):
     assert k("get", "vci", "nope", "-n", ns).err == f'Error from server (NotFound): {RESOURCE} "nope" not found\n'
     deleted = complete_deletion(stack, k.start("delete", RESOURCE, "m", "-n", ns), ns, "m", worker_grace=0.3).ok()
     assert deleted.out == f'virtualclusterinstance.{GROUP} "m" deleted\n'
+
+
+def test_wait_for_ready_and_for_delete(kubectl, ns, tmp_path):
+    """`kubectl wait` re-watches across the server's bounded watches until the worker reports Ready,
+    and `--for=delete` until the worker has torn the virtual cluster down."""
+    kubectl("create", "-f", str(write(tmp_path / "w.yaml", manifest("waited", ns)))).ok()
+    waited = kubectl("wait", "--for=jsonpath={.status.phase}=Ready", f"{RESOURCE}/waited", "-n", ns, "--timeout=60s",
+                     timeout=90).ok()
+    assert waited.out.strip() == f"virtualclusterinstance.{GROUP}/waited condition met"
+    assert kubectl("get", "vci", "waited", "-n", ns, "-o", "jsonpath={.status.phase}").ok().out == "Ready"
+    kubectl("delete", "vci", "waited", "-n", ns, "--wait=false").ok()
+    kubectl("wait", "--for=delete", f"{RESOURCE}/waited", "-n", ns, "--timeout=60s", timeout=90).ok()
+    assert "NotFound" in kubectl("get", "vci", "waited", "-n", ns).err
