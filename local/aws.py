@@ -8,7 +8,6 @@ from pathlib import Path
 
 from infra import cfn
 
-ROOT = Path(__file__).resolve().parent.parent
 INFRA = cfn.RESOURCES
 MOTO_ACCOUNT_ID = "123456789012"
 
